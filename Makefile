@@ -1,0 +1,38 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Both create .venv when missing (CPU torch pinned by constraints.txt) and are no-ops for the
+# install step when the venv is up to date.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+CONSTRAINTS := -c constraints.txt
+DEMO_ARGS ?=
+
+.PHONY: demo test install install-test clean-venv
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# torch is installed first with the exact pin so nothing later can pull a CUDA build.
+$(VENV)/.installed: $(PY) setup.py constraints.txt
+	$(PIP) install $(CONSTRAINTS) torch==2.13.0
+	$(PIP) install $(CONSTRAINTS) -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install $(CONSTRAINTS) -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+demo: install
+	$(VENV)/bin/megathink train experiment=toy_demo $(DEMO_ARGS)
+
+test: install-test
+	$(PY) -m pytest
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,73 @@
+"""RL algorithm and its loss settings (ALGORITHMS.md): GRPO, DeGRPO (Thinkless), AdaptThink.
+
+Defaults are the authors': DeGRPO alpha 1e-3 with the code's `batch_token` response
+normalisation, clip 0.2, k3 KL and entropy coefficients 1e-3; AdaptThink delta 0.05 with
+the code's length-normalised sequence ratio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from megathink.config.validation import check_choice, check_float
+
+ALGORITHMS = ("grpo", "degrpo", "adaptthink")
+GRPO_AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")
+RESPONSE_NORMS = ("batch_token", "sequence")
+KL_ESTIMATORS = ("k1", "k2", "k3")
+ADAPTTHINK_FORMS = ("code", "paper")
+
+
+@dataclass(kw_only=True)
+class AlgorithmConfig:
+    name: str = "degrpo"
+    """'grpo', 'degrpo' (Thinkless) or 'adaptthink'."""
+
+    clip_eps: float = 0.2
+    """PPO clip range: ratios are clipped to [1 - clip_eps, 1 + clip_eps]."""
+
+    alpha: float = 1e-3
+    """DeGRPO weight of the control-token term against the response term."""
+
+    response_norm: str = "batch_token"
+    """DeGRPO response-term normalisation: 'batch_token' (authors' code) or 'sequence' (paper)."""
+
+    agg: str = "token_mean"
+    """GRPO loss aggregation: 'token_mean', 'seq_mean_token_mean' or 'seq_mean_token_sum_norm'."""
+
+    std_normalize: bool = False
+    """Divide group-relative advantages by the group std (+1e-6); Thinkless does not."""
+
+    kl_coef: float = 1e-3
+    """Weight of the KL penalty to the reference policy; 0 disables it (and the reference)."""
+
+    kl_estimator: str = "k3"
+    """KL estimator: 'k1', 'k2' or 'k3' (k3 is clamped to [-10, 10])."""
+
+    entropy_coef: float = 1e-3
+    """Weight of the entropy bonus (token mean); 0 disables it."""
+
+    delta: float = 0.05
+    """AdaptThink bonus for NoThinking responses (1/lambda of the constrained objective)."""
+
+    first_token_is_prob: float = 0.5
+    """AdaptThink importance-sampling probability of each forced opener."""
+
+    form: str = "code"
+    """AdaptThink loss: 'code' (length-normalised sequence ratio, the released models) or
+    'paper' (full-sequence ratio, Eq. 9)."""
+
+    def __post_init__(self) -> None:
+        check_choice("algorithm.name", self.name, ALGORITHMS)
+        check_float("algorithm.clip_eps", self.clip_eps, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
+        check_float("algorithm.alpha", self.alpha, low=0.0)
+        check_choice("algorithm.response_norm", self.response_norm, RESPONSE_NORMS)
+        check_choice("algorithm.agg", self.agg, GRPO_AGGREGATIONS)
+        check_float("algorithm.kl_coef", self.kl_coef, low=0.0)
+        check_choice("algorithm.kl_estimator", self.kl_estimator, KL_ESTIMATORS)
+        check_float("algorithm.entropy_coef", self.entropy_coef, low=0.0)
+        check_float("algorithm.delta", self.delta, low=0.0)
+        check_float(
+            "algorithm.first_token_is_prob", self.first_token_is_prob, low=0.0, high=1.0, low_inclusive=False
+        )
+        check_choice("algorithm.form", self.form, ADAPTTHINK_FORMS)

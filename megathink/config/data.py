@@ -1,0 +1,78 @@
+"""Where prompts and SFT answers come from.
+
+`source="toy"` generates the "when to think" arithmetic task in memory (deterministic by
+seed); `source="files"` reads jsonl or parquet files with `problem`/`answer`/optional `level`
+fields (GSM8K, MATH-500, Minerva, AIME and DeepScaleR all fit this shape after renaming
+columns with the *_key fields) and, for SFT, a hybrid file with one long and one short answer
+per question.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from megathink.config.validation import ConfigError, check_choice, check_int, check_nonempty_str
+
+DATA_SOURCES = ("toy", "files")
+TOY_MAX_LEVEL = 8
+
+
+@dataclass(kw_only=True)
+class DataConfig:
+    source: str = "toy"
+    """'toy' generates the arithmetic task; 'files' reads the paths below."""
+
+    sft_path: Optional[str] = None
+    """Hybrid SFT file (jsonl/parquet: problem, answer, long, short[, level]) for source='files'."""
+
+    train_path: Optional[str] = None
+    """RL prompt file (jsonl/parquet: problem, answer[, level]) for source='files'."""
+
+    eval_path: Optional[str] = None
+    """Held-out prompt file for evaluation for source='files'."""
+
+    problem_key: str = "problem"
+    """Column holding the question text."""
+
+    answer_key: str = "answer"
+    """Column holding the reference answer."""
+
+    level_key: str = "level"
+    """Column holding the difficulty level (optional in the file)."""
+
+    levels: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    """Toy task difficulty levels to generate (level n adds two n-digit numbers)."""
+
+    toy_train_size: int = 20000
+    """Number of distinct toy training questions (spread evenly over the levels)."""
+
+    toy_eval_per_level: int = 100
+    """Held-out toy questions per level for evaluation (never seen in training)."""
+
+    seed: int = 0
+    """Seed of the toy generator and of data shuffling."""
+
+    max_seq_len: int = 256
+    """Longest prompt+response in tokens; longer SFT examples are dropped and counted."""
+
+    def __post_init__(self) -> None:
+        check_choice("data.source", self.source, DATA_SOURCES)
+        for key in ("problem_key", "answer_key", "level_key"):
+            check_nonempty_str(f"data.{key}", getattr(self, key))
+        if not self.levels:
+            raise ConfigError("data.levels = [] is invalid: list at least one level, e.g. [1,2,3,4,5].")
+        for level in self.levels:
+            check_int("data.levels[*]", level, low=1, high=TOY_MAX_LEVEL)
+        if len(set(self.levels)) != len(self.levels):
+            raise ConfigError(f"data.levels = {self.levels!r} is invalid: levels must not repeat.")
+        check_int("data.toy_train_size", self.toy_train_size, low=1)
+        check_int("data.toy_eval_per_level", self.toy_eval_per_level, low=0)
+        check_int("data.seed", self.seed, low=0)
+        check_int("data.max_seq_len", self.max_seq_len, low=8)
+        if self.source == "files" and not (self.sft_path or self.train_path):
+            raise ConfigError(
+                "data.sft_path and data.train_path are both unset with data.source='files': "
+                "give the hybrid SFT file (data.sft_path=...) and/or the RL prompt file "
+                "(data.train_path=...), or use data.source=toy."
+            )

@@ -1,0 +1,49 @@
+"""Which backend trains the policy and how it is sharded.
+
+The HF backend is single-process (tp = pp = cp = 1); the sizes only matter to the Megatron
+backend, where the world size must be a multiple of tp * pp * cp (the rest is data parallel).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from megathink.config.validation import ConfigError, check_choice, check_int
+
+BACKENDS = ("hf", "megatron")
+
+
+@dataclass(kw_only=True)
+class ParallelConfig:
+    backend: str = "hf"
+    """'hf': one-process transformers model (CPU or one GPU); 'megatron': megatron-core."""
+
+    tp: int = 1
+    """Tensor-parallel size."""
+
+    pp: int = 1
+    """Pipeline-parallel size."""
+
+    cp: int = 1
+    """Context-parallel size."""
+
+    vpp: int = 1
+    """Virtual pipeline stages per pipeline rank (interleaved 1F1B); 1 disables interleaving."""
+
+    dp: int = 0
+    """Data-parallel size; 0 derives it as world_size / (tp * pp * cp)."""
+
+    def __post_init__(self) -> None:
+        check_choice("parallel.backend", self.backend, BACKENDS)
+        for name in ("tp", "pp", "cp", "vpp"):
+            check_int(f"parallel.{name}", getattr(self, name), low=1)
+        check_int("parallel.dp", self.dp, low=0)
+        if self.vpp > 1 and self.pp == 1:
+            raise ConfigError(f"parallel.vpp = {self.vpp} is invalid: interleaving needs parallel.pp > 1.")
+        if self.backend == "hf":
+            for name in ("tp", "pp", "cp", "vpp"):
+                if getattr(self, name) != 1:
+                    raise ConfigError(
+                        f"parallel.{name} = {getattr(self, name)} is invalid with parallel.backend='hf': "
+                        "the HF backend runs in one process; use parallel.backend=megatron to shard."
+                    )

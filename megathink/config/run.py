@@ -1,0 +1,93 @@
+"""The whole run: one typed config per concern, plus the stages to run and the output folder.
+
+Cross-section rules (those that need two sections at once) are checked here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from megathink.config.algorithm import AlgorithmConfig
+from megathink.config.checkpoint import CheckpointConfig
+from megathink.config.data import DataConfig
+from megathink.config.evaluation import EvalConfig
+from megathink.config.logger import LoggerConfig
+from megathink.config.model import ModelConfig
+from megathink.config.optimizer import OptimizerConfig
+from megathink.config.parallel import ParallelConfig
+from megathink.config.reward import RewardConfig
+from megathink.config.rollout import RolloutConfig
+from megathink.config.tokenizer import TokenizerConfig
+from megathink.config.trainer import TrainerConfig
+from megathink.config.validation import ConfigError, check_choice, check_nonempty_str
+
+STAGES = ("sft",)
+
+
+@dataclass(kw_only=True)
+class RunConfig:
+    output_dir: str = "outputs/run"
+    """Folder for checkpoints, metrics, the resolved config and the final HF model."""
+
+    stages: list[str] = field(default_factory=lambda: ["sft"])
+    """Stages to run in order: 'sft' (Thinkless stage 1 warm-up)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The policy model."""
+
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    """Tokenizer, control tokens and chat template."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    """Prompt and SFT data."""
+
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    """Loop length, batch sizes, device, seed."""
+
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    """AdamW and the learning-rate schedule."""
+
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    """Sampling settings for RL rollouts."""
+
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    """RL algorithm and loss settings."""
+
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    """Reward table and grading limits."""
+
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    """Training backend and parallel sizes."""
+
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    """Checkpoint cadence and resume policy."""
+
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    """Metric sinks."""
+
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """Held-out evaluation."""
+
+    def __post_init__(self) -> None:
+        check_nonempty_str("output_dir", self.output_dir)
+        if not self.stages:
+            raise ConfigError("stages = [] is invalid: list at least one stage, e.g. [sft].")
+        for stage in self.stages:
+            check_choice("stages[*]", stage, STAGES)
+        if self.tokenizer.kind == "pretrained" and self.tokenizer.path is None:
+            if self.model.path is None:
+                raise ConfigError(
+                    "tokenizer.path = None is invalid with tokenizer.kind='pretrained' and no model.path: "
+                    "point tokenizer.path (or model.path) at a local HF directory."
+                )
+            self.tokenizer.path = self.model.path
+        if self.model.path is not None and self.tokenizer.kind == "toy_arithmetic":
+            raise ConfigError(
+                f"tokenizer.kind = 'toy_arithmetic' is invalid with model.path = {self.model.path!r}: "
+                "a pretrained model needs its own tokenizer; set tokenizer.kind=pretrained."
+            )
+        if "sft" in self.stages and self.data.source == "files" and not self.data.sft_path:
+            raise ConfigError(
+                "data.sft_path = None is invalid for the 'sft' stage with data.source='files': "
+                "give the hybrid SFT file (problem, answer, long, short per line)."
+            )

@@ -1,0 +1,47 @@
+"""Install megathink.
+
+`kernels/` (the per-token log-prob ops, Triton kernels beside their torch references) and
+`hydra_conf/` (the Hydra config tree) live at the top of the repository but install inside the
+namespace as `megathink.kernels` and `megathink.hydra_conf`: PyPI has an unrelated package
+called `kernels`, so a bare top-level module of that name is never installed.
+
+Always install with the constraints file (`pip install -c constraints.txt ...`): it pins the
+CPU torch build and a Hydra-compatible omegaconf.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="megathink",
+    version="0.1.0",
+    description="Train reasoning LLMs when to think: Thinkless (SFT + DeGRPO) and AdaptThink.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["megathink", "megathink.*"])
+    + ["megathink.kernels", "megathink.hydra_conf"],
+    package_dir={"megathink.kernels": "kernels", "megathink.hydra_conf": "hydra_conf"},
+    package_data={"megathink.hydra_conf": ["*.yaml", "*/*.yaml"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "torch>=2.4",
+        "transformers>=5.0,<6",
+        "tokenizers>=0.21",
+        "safetensors>=0.4",
+        "hydra-core>=1.3.2,<1.4",
+        "omegaconf>=2.3,<2.4",
+        "pyarrow>=14",
+        "pyyaml>=6",
+        "jinja2>=3.1",
+        "numpy>=1.26",
+        "tqdm>=4.66",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6"],
+        "megatron": ["megatron-core>=0.16", "psutil>=5.9"],
+        "gpu": ["transformer-engine[pytorch]>=2.0", "sglang>=0.5"],
+        "dali": ["nvidia-dali-cuda120>=1.40"],
+        "wandb": ["wandb>=0.18"],
+    },
+    entry_points={"console_scripts": ["megathink=megathink.launch.cli:main"]},
+)
