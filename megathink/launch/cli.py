@@ -1,6 +1,104 @@
+"""`megathink` console entry point: `megathink <command> [hydra overrides]`.
+
+Each command is a Hydra app whose primary config is `hydra_conf/<command>.yaml`, so every
+Hydra feature works unchanged: `group=option`, `a.b=value`, `-m` multirun sweeps, launchers,
+`--cfg job`, and `megathink <command> --help`, which lists the config groups.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from importlib import resources
+
 import hydra
-@hydra.main(version_base=None, config_path="pkg://megathink.hydra_conf", config_name="sft")
-def app(cfg):
-    print(cfg)
-def main():
-    app()
+from omegaconf import DictConfig
+
+from megathink.config import ConfigError, RunConfig
+from megathink.launch.schema import register_schema, to_run_config
+
+CONFIG_PACKAGE = "megathink.hydra_conf"
+
+
+@dataclass(frozen=True)
+class Command:
+    summary: str
+    run: Callable[[RunConfig], object]
+
+
+def _run_train(cfg: RunConfig) -> object:
+    from megathink.trainer.pipeline import run_pipeline
+
+    return run_pipeline(cfg)
+
+
+def _run_sft(cfg: RunConfig) -> object:
+    from megathink.trainer.pipeline import run_pipeline
+
+    return run_pipeline(replace(cfg, stages=["sft"]))
+
+
+COMMANDS: dict[str, Command] = {
+    "train": Command("run the configured pipeline stages (the main job; `stages=[...]`)", _run_train),
+    "sft": Command("Thinkless stage 1: SFT warm-up on both answer forms", _run_sft),
+}
+
+
+def config_groups() -> list[str]:
+    """Config groups shipped in hydra_conf/ (its sub-folders)."""
+    root = resources.files(CONFIG_PACKAGE)
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("__"))
+
+
+def group_options(group: str) -> list[str]:
+    folder = resources.files(CONFIG_PACKAGE).joinpath(group)
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def usage() -> str:
+    lines = ["usage: megathink <command> [overrides...] [-m] [--help]", "", "commands:"]
+    width = max(len(name) for name in COMMANDS)
+    lines += [f"  {name.ljust(width)}  {cmd.summary}" for name, cmd in COMMANDS.items()]
+    lines += ["", "config groups (pick one with group=option, e.g. experiment=toy_demo):"]
+    for group in config_groups():
+        lines.append(f"  {group}: {', '.join(group_options(group))}")
+    lines += [
+        "",
+        "overrides: any field as section.field=value, e.g. trainer.max_steps=100 optimizer.lr=3e-4",
+        "sweeps:    megathink train -m algorithm.alpha=1e-3,1e-2 reward.gamma=0.5,0.8",
+        "more:      megathink <command> --help   (groups and the full default config)",
+    ]
+    return "\n".join(lines)
+
+
+def _hydra_app(name: str, command: Command) -> Callable[[], None]:
+    def task(dict_cfg: DictConfig) -> None:
+        try:
+            run_cfg = to_run_config(dict_cfg)
+        except ConfigError as err:
+            print(f"megathink {name}: config error: {err}", file=sys.stderr)
+            sys.exit(2)
+        command.run(run_cfg)
+
+    return hydra.main(version_base=None, config_path=f"pkg://{CONFIG_PACKAGE}", config_name=name)(task)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return
+    name = argv[0]
+    command = COMMANDS.get(name)
+    if command is None:
+        print(f"megathink: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}\n", file=sys.stderr)
+        print(usage(), file=sys.stderr)
+        sys.exit(2)
+    register_schema()
+    sys.argv = [f"megathink-{name}", *argv[1:]]
+    _hydra_app(name, command)()
+
+
+if __name__ == "__main__":
+    main()

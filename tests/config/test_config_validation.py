@@ -1,0 +1,222 @@
+"""Config validation: every field with a rule has a failing case, and messages name the field.
+
+`test_every_checked_field_has_a_failing_case` reads each dataclass's `__post_init__` and fails
+when a field it checks has no row in BAD_VALUES, so a new rule cannot land untested.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import textwrap
+
+import pytest
+
+from megathink.config import (
+    AlgorithmConfig,
+    CheckpointConfig,
+    ConfigError,
+    DataConfig,
+    EvalConfig,
+    LoggerConfig,
+    ModelConfig,
+    OptimizerConfig,
+    ParallelConfig,
+    RewardConfig,
+    RolloutConfig,
+    RunConfig,
+    TokenizerConfig,
+    TrainerConfig,
+)
+
+SECTIONS = [
+    AlgorithmConfig,
+    CheckpointConfig,
+    DataConfig,
+    EvalConfig,
+    LoggerConfig,
+    ModelConfig,
+    OptimizerConfig,
+    ParallelConfig,
+    RewardConfig,
+    RolloutConfig,
+    RunConfig,
+    TokenizerConfig,
+    TrainerConfig,
+]
+
+# (config class, keyword arguments, text the error must contain)
+BAD_VALUES = [
+    (ModelConfig, {"path": ""}, "model.path"),
+    (ModelConfig, {"arch": "gpt2"}, "model.arch = 'gpt2'"),
+    (ModelConfig, {"hidden_size": 0}, "model.hidden_size = 0"),
+    (ModelConfig, {"num_layers": -1}, "model.num_layers"),
+    (ModelConfig, {"num_heads": 0}, "model.num_heads"),
+    (ModelConfig, {"num_heads": 3}, "must divide model.hidden_size"),
+    (ModelConfig, {"hidden_size": 12, "num_heads": 4}, "must be even"),
+    (ModelConfig, {"num_kv_heads": 0}, "model.num_kv_heads"),
+    (ModelConfig, {"num_kv_heads": 3}, "must divide model.num_heads"),
+    (ModelConfig, {"intermediate_size": 0}, "model.intermediate_size"),
+    (ModelConfig, {"max_position_embeddings": 0}, "model.max_position_embeddings"),
+    (ModelConfig, {"rope_theta": 0.0}, "model.rope_theta"),
+    (ModelConfig, {"rms_norm_eps": 0.0}, "model.rms_norm_eps"),
+    (ModelConfig, {"dtype": "fp8"}, "model.dtype"),
+    (ModelConfig, {"attn_implementation": "flash"}, "model.attn_implementation"),
+    (TokenizerConfig, {"kind": "sentencepiece"}, "tokenizer.kind"),
+    (TokenizerConfig, {"control_tokens": "rename"}, "tokenizer.control_tokens"),
+    (TokenizerConfig, {"template": "r1"}, "tokenizer.template"),
+    (TokenizerConfig, {"short_token": ""}, "tokenizer.short_token"),
+    (TokenizerConfig, {"think_token": ""}, "tokenizer.think_token"),
+    (TokenizerConfig, {"end_think_token": ""}, "tokenizer.end_think_token"),
+    (TokenizerConfig, {"short_token": "<think>"}, "must be distinct"),
+    (TokenizerConfig, {"control_tokens": "map"}, "tokenizer.short_token_id = None"),
+    (TokenizerConfig, {"control_tokens": "map", "short_token_id": -5}, "tokenizer.short_token_id = -5"),
+    (TokenizerConfig, {"short_token_id": 151650}, "only used by control_tokens='map'"),
+    (TokenizerConfig, {"path": "tok/"}, "tokenizer.path"),
+    (DataConfig, {"source": "hub"}, "data.source"),
+    (DataConfig, {"problem_key": ""}, "data.problem_key"),
+    (DataConfig, {"answer_key": ""}, "data.answer_key"),
+    (DataConfig, {"level_key": ""}, "data.level_key"),
+    (DataConfig, {"levels": []}, "data.levels = []"),
+    (DataConfig, {"levels": [0, 1]}, "data.levels[*] = 0"),
+    (DataConfig, {"levels": [1, 99]}, "data.levels[*] = 99"),
+    (DataConfig, {"levels": [1, 1]}, "must not repeat"),
+    (DataConfig, {"toy_train_size": 0}, "data.toy_train_size"),
+    (DataConfig, {"toy_eval_per_level": -1}, "data.toy_eval_per_level"),
+    (DataConfig, {"seed": -1}, "data.seed"),
+    (DataConfig, {"max_seq_len": 4}, "data.max_seq_len"),
+    (DataConfig, {"source": "files", "sft_path": None, "train_path": None}, "data.sft_path and data.train_path"),
+    (TrainerConfig, {"max_steps": 0}, "trainer.max_steps = 0 is invalid: must be an integer >= 1"),
+    (TrainerConfig, {"max_time_minutes": -1.0}, "trainer.max_time_minutes"),
+    (TrainerConfig, {"micro_batch_size": 0}, "trainer.micro_batch_size"),
+    (TrainerConfig, {"grad_accum_steps": 0}, "trainer.grad_accum_steps"),
+    (TrainerConfig, {"device": "tpu"}, "trainer.device"),
+    (TrainerConfig, {"seed": -3}, "trainer.seed"),
+    (TrainerConfig, {"num_threads": -1}, "trainer.num_threads"),
+    (TrainerConfig, {"log_every": 0}, "trainer.log_every"),
+    (TrainerConfig, {"eval_every": -1}, "trainer.eval_every"),
+    (TrainerConfig, {"eval_every": 50, "max_steps": 10}, "larger than trainer.max_steps"),
+    (OptimizerConfig, {"lr": 0.0}, "optimizer.lr"),
+    (OptimizerConfig, {"lr": 2.0}, "optimizer.lr = 2.0"),
+    (OptimizerConfig, {"min_lr": -1e-6}, "optimizer.min_lr"),
+    (OptimizerConfig, {"lr": 1e-5, "min_lr": 1e-4}, "must not exceed optimizer.lr"),
+    (OptimizerConfig, {"schedule": "linear"}, "optimizer.schedule"),
+    (OptimizerConfig, {"warmup_ratio": 1.0}, "optimizer.warmup_ratio"),
+    (OptimizerConfig, {"betas": [0.9]}, "optimizer.betas"),
+    (OptimizerConfig, {"betas": [0.9, 1.0]}, "optimizer.betas[*] = 1.0"),
+    (OptimizerConfig, {"eps": 0.0}, "optimizer.eps"),
+    (OptimizerConfig, {"weight_decay": -0.1}, "optimizer.weight_decay"),
+    (OptimizerConfig, {"grad_clip": -1.0}, "optimizer.grad_clip"),
+    (RolloutConfig, {"engine": "vllm"}, "rollout.engine"),
+    (RolloutConfig, {"temperature": -0.1}, "rollout.temperature"),
+    (RolloutConfig, {"top_p": 0.0}, "rollout.top_p"),
+    (RolloutConfig, {"top_k": -1}, "rollout.top_k"),
+    (RolloutConfig, {"n_samples": 0}, "rollout.n_samples"),
+    (RolloutConfig, {"max_new_tokens": 0}, "rollout.max_new_tokens"),
+    (RolloutConfig, {"batch_size": 0}, "rollout.batch_size"),
+    (AlgorithmConfig, {"name": "ppo"}, "algorithm.name"),
+    (AlgorithmConfig, {"clip_eps": 0.0}, "algorithm.clip_eps"),
+    (AlgorithmConfig, {"alpha": -1.0}, "algorithm.alpha"),
+    (AlgorithmConfig, {"response_norm": "token"}, "algorithm.response_norm"),
+    (AlgorithmConfig, {"agg": "sum"}, "algorithm.agg"),
+    (AlgorithmConfig, {"kl_coef": -1e-3}, "algorithm.kl_coef"),
+    (AlgorithmConfig, {"kl_estimator": "k4"}, "algorithm.kl_estimator"),
+    (AlgorithmConfig, {"entropy_coef": float("nan")}, "algorithm.entropy_coef"),
+    (AlgorithmConfig, {"delta": -0.05}, "algorithm.delta"),
+    (AlgorithmConfig, {"first_token_is_prob": 0.0}, "algorithm.first_token_is_prob"),
+    (AlgorithmConfig, {"form": "eq9"}, "algorithm.form"),
+    (RewardConfig, {"correct_short": float("inf")}, "reward.correct_short"),
+    (RewardConfig, {"gamma": -0.5}, "reward.gamma"),
+    (RewardConfig, {"wrong": 0.6}, "reward.wrong = 0.6"),
+    (RewardConfig, {"grade_timeout_s": 0.0}, "reward.grade_timeout_s"),
+    (RewardConfig, {"grade_workers": 0}, "reward.grade_workers"),
+    (RewardConfig, {"grade_memory_mb": 1}, "reward.grade_memory_mb"),
+    (ParallelConfig, {"backend": "deepspeed"}, "parallel.backend"),
+    (ParallelConfig, {"backend": "megatron", "tp": 0}, "parallel.tp"),
+    (ParallelConfig, {"backend": "megatron", "pp": 0}, "parallel.pp"),
+    (ParallelConfig, {"backend": "megatron", "cp": 0}, "parallel.cp"),
+    (ParallelConfig, {"backend": "megatron", "vpp": 0}, "parallel.vpp"),
+    (ParallelConfig, {"backend": "megatron", "vpp": 2}, "interleaving needs parallel.pp > 1"),
+    (ParallelConfig, {"dp": -1}, "parallel.dp"),
+    (ParallelConfig, {"tp": 2}, "parallel.backend=megatron"),
+    (CheckpointConfig, {"save_every": -1}, "checkpoint.save_every"),
+    (CheckpointConfig, {"keep_last": -1}, "checkpoint.keep_last"),
+    (CheckpointConfig, {"resume": ""}, "checkpoint.resume"),
+    (LoggerConfig, {"wandb_mode": "on"}, "logger.wandb_mode"),
+    (EvalConfig, {"max_new_tokens": 0}, "eval.max_new_tokens"),
+    (EvalConfig, {"temperature": 11.0}, "eval.temperature"),
+    (EvalConfig, {"batch_size": 0}, "eval.batch_size"),
+    (RunConfig, {"output_dir": ""}, "output_dir"),
+    (RunConfig, {"stages": []}, "stages = []"),
+    (RunConfig, {"stages": ["pretrain"]}, "stages[*] = 'pretrain'"),
+    (RunConfig, {"tokenizer": TokenizerConfig(kind="pretrained")}, "tokenizer.path = None"),
+    (RunConfig, {"model": ModelConfig(path="ckpt")}, "tokenizer.kind = 'toy_arithmetic'"),
+    (RunConfig, {"data": DataConfig(source="files", train_path="p.jsonl")}, "data.sft_path = None"),
+]
+
+
+@pytest.mark.parametrize(
+    "cls, kwargs, expected",
+    BAD_VALUES,
+    ids=[f"{c.__name__}-{'-'.join(k)}-{i}" for i, (c, k, _) in enumerate(BAD_VALUES)],
+)
+def test_bad_value_is_rejected_with_field_name(cls, kwargs, expected):
+    with pytest.raises(ConfigError) as err:
+        cls(**kwargs)
+    assert expected in str(err.value)
+
+
+@pytest.mark.parametrize("cls", SECTIONS, ids=lambda c: c.__name__)
+def test_defaults_are_valid(cls):
+    cls()
+
+
+def _checked_fields(cls) -> set[str]:
+    source = textwrap.dedent(inspect.getsource(cls.__post_init__))
+    names = {f.name for f in dataclasses.fields(cls)}
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+            found.add(node.attr)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
+            found.add(node.value)  # fields checked through getattr(self, name)
+        if isinstance(node, ast.Tuple):
+            found.update(e.value for e in node.elts if isinstance(e, ast.Constant) and e.value in names)
+    return found & names
+
+
+@pytest.mark.parametrize("cls", SECTIONS, ids=lambda c: c.__name__)
+def test_every_checked_field_has_a_failing_case(cls):
+    tested = {name for c, kwargs, _ in BAD_VALUES if c is cls for name in kwargs}
+    missing = _checked_fields(cls) - tested
+    assert not missing, f"{cls.__name__} checks {sorted(missing)} but BAD_VALUES has no failing case"
+
+
+@pytest.mark.parametrize("cls", SECTIONS, ids=lambda c: c.__name__)
+def test_every_field_has_a_docstring(cls):
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body
+    documented = set()
+    for i, node in enumerate(body):
+        if isinstance(node, ast.AnnAssign) and i + 1 < len(body):
+            nxt = body[i + 1]
+            if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
+                documented.add(node.target.id)
+    undocumented = {f.name for f in dataclasses.fields(cls)} - documented
+    assert not undocumented, f"{cls.__name__} fields without a docstring: {sorted(undocumented)}"
+
+
+def test_configs_are_keyword_only():
+    with pytest.raises(TypeError):
+        TrainerConfig(10)  # type: ignore[misc]
+
+
+def test_pretrained_tokenizer_defaults_to_model_path():
+    cfg = RunConfig(model=ModelConfig(path="ckpt/dir"), tokenizer=TokenizerConfig(kind="pretrained"))
+    assert cfg.tokenizer.path == "ckpt/dir"
+
+
+def test_bool_is_not_accepted_as_int():
+    with pytest.raises(ConfigError, match="trainer.max_steps = True"):
+        TrainerConfig(max_steps=True)

@@ -1,0 +1,86 @@
+"""The shipped Hydra config tree composes into valid RunConfigs, and typos fail loudly."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_dir, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf.errors import ConfigKeyError, ValidationError
+from hydra.errors import ConfigCompositionException
+
+from megathink.config import ConfigError, RunConfig
+from megathink.launch.cli import config_groups, group_options
+from megathink.launch.schema import register_schema, to_run_config
+
+# Options that need a value only the user can give (a local path).
+NEEDS_PATH = {("model", "local_hf"): ["model.path=ckpt", "tokenizer=r1_distill"]}
+# Options that need another group's option to be consistent.
+NEEDS_PARTNER = {
+    ("tokenizer", "r1_distill"): ["model=local_hf", "model.path=ckpt"],
+    ("data", "files"): ["data.sft_path=sft.jsonl"],
+}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_hydra():
+    GlobalHydra.instance().clear()
+    register_schema()
+    yield
+    GlobalHydra.instance().clear()
+
+
+def _compose(config_name: str, overrides: list[str]) -> RunConfig:
+    with initialize_config_module(config_module="megathink.hydra_conf", version_base=None):
+        cfg = compose(config_name=config_name, overrides=["output_dir=out", *overrides])
+    return to_run_config(cfg)
+
+
+@pytest.mark.parametrize("config_name", ["train", "sft"])
+def test_primary_configs_compose(config_name):
+    cfg = _compose(config_name, [])
+    assert isinstance(cfg, RunConfig)
+    assert cfg.stages == ["sft"]
+
+
+def _all_options():
+    return [(g, o) for g in config_groups() for o in group_options(g)]
+
+
+@pytest.mark.parametrize("group, option", _all_options())
+def test_every_group_option_composes(group, option):
+    extra = NEEDS_PATH.get((group, option), []) + NEEDS_PARTNER.get((group, option), [])
+    cfg = _compose("train", [f"{group}={option}", *extra])
+    assert isinstance(cfg, RunConfig)
+
+
+def test_thinkless_sft_recipe_is_the_papers():
+    cfg = _compose("train", ["optimizer=thinkless_sft"])
+    assert (cfg.optimizer.lr, cfg.optimizer.min_lr, cfg.optimizer.warmup_ratio) == (1e-5, 1e-6, 0.05)
+    assert cfg.optimizer.betas == [0.9, 0.95] and cfg.optimizer.weight_decay == 0.1
+
+
+def test_override_typo_fails_with_the_key():
+    with pytest.raises(ConfigCompositionException) as err:
+        _compose("train", ["trainer.max_stepz=3"])
+    assert "max_stepz" in str(err.value.__cause__ or err.value)
+
+
+def test_override_of_wrong_type_fails():
+    with pytest.raises(ConfigCompositionException) as err:
+        _compose("train", ["trainer.max_steps=many"])
+    assert "max_steps" in str(err.value.__cause__ or err.value)
+
+
+def test_out_of_range_override_names_field():
+    with pytest.raises(ConfigError, match="optimizer.lr = 5.0"):
+        _compose("train", ["optimizer.lr=5.0"])
+
+
+def test_typo_inside_a_group_file_fails(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "bad.yaml").write_text("hidden_sise: 64\n")
+    (tmp_path / "main.yaml").write_text("defaults:\n  - megathink_schema\n  - model: bad\n  - _self_\n")
+    with initialize_config_dir(config_dir=str(tmp_path), version_base=None):
+        with pytest.raises((ConfigCompositionException, ConfigKeyError, ValidationError)) as err:
+            compose(config_name="main")
+    assert "hidden_sise" in str(err.value) + str(err.value.__cause__)
