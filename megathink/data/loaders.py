@@ -1,0 +1,175 @@
+"""Read prompt and hybrid-SFT files (.jsonl or .parquet) into records; write them back.
+
+Prompt rows hold a problem, a reference answer and an optional difficulty level under the
+column names `data.problem_key`/`data.answer_key`/`data.level_key`. Hybrid SFT rows add `long`
+(chain of thought, exactly one end-of-thinking token, final answer) and `short` (direct answer),
+the Thinkless stage-1 data. Numeric answers are turned into text (an integral float such as
+`42.0`, as parquet stores integer columns with nulls, becomes `42`). Every error names the file,
+the line (jsonl) or row (parquet, 1-based), the field and the fix. Writers are atomic: they
+write a temporary file next to the target and rename it over the target.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Optional
+
+from megathink.config.data import DataConfig
+from megathink.data.types import HybridSFTRecord, PromptRecord
+
+EXTENSIONS = (".jsonl", ".parquet")
+
+
+def load_prompts(path: str, cfg: DataConfig) -> list[PromptRecord]:
+    """Prompt records (problem, answer, optional level) of a .jsonl or .parquet file."""
+    source = os.path.basename(path)
+    records = []
+    for where, row in _read_rows(path):
+        problem, answer, level = _common_fields(row, where, cfg)
+        records.append(PromptRecord(problem=problem, answer=answer, level=level, source=source))
+    return records
+
+
+def load_hybrid_sft(path: str, cfg: DataConfig, end_think_token: str = "</think>") -> list[HybridSFTRecord]:
+    """Hybrid SFT records (problem, answer, long, short, optional level) of a .jsonl/.parquet file."""
+    records = []
+    for where, row in _read_rows(path):
+        problem, answer, level = _common_fields(row, where, cfg)
+        long = _text(row, "long", where, "the long (thinking) answer")
+        short = _text(row, "short", where, "the short (direct) answer")
+        count = long.count(end_think_token)
+        if count != 1:
+            raise ValueError(
+                f"{where}: field 'long' contains {count} end-of-thinking tokens {end_think_token!r}; "
+                "it must contain exactly one, between the chain of thought and the final answer "
+                "(or set tokenizer.end_think_token to the token the file uses)."
+            )
+        records.append(HybridSFTRecord(problem=problem, answer=answer, long=long, short=short, level=level))
+    return records
+
+
+def write_jsonl(path: str, rows: Iterable[Any]) -> None:
+    """Write rows (mappings or dataclass records) as JSON lines, atomically."""
+    with _atomic_target(path, "w") as handle:
+        for row in rows:
+            handle.write(json.dumps(_as_dict(row), ensure_ascii=False) + "\n")
+
+
+def write_parquet(path: str, rows: Iterable[Any]) -> None:
+    """Write rows (mappings or dataclass records) as a parquet table, atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist([_as_dict(row) for row in rows])
+    with _atomic_target(path, "wb") as handle:
+        pq.write_table(table, handle)
+
+
+class _atomic_target:
+    """Context manager: a temporary file in the target's folder, renamed onto it on success."""
+
+    def __init__(self, path: str, mode: str) -> None:
+        self.path = path
+        self.mode = mode
+
+    def __enter__(self) -> Any:
+        folder = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(folder, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(self.path))
+        self.handle = os.fdopen(fd, self.mode, **({"encoding": "utf-8"} if "b" not in self.mode else {}))
+        return self.handle
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.handle.close()
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            os.unlink(self.tmp)
+
+
+def _as_dict(row: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(row) and not isinstance(row, type):
+        return dataclasses.asdict(row)
+    if isinstance(row, Mapping):
+        return dict(row)
+    raise TypeError(f"cannot write a row of type {type(row).__name__}: give a dict or a dataclass record")
+
+
+def _read_rows(path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(location, row) pairs; location reads 'FILE line N' or 'FILE row N'."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in EXTENSIONS:
+        raise ValueError(f"{path}: unknown file extension {extension!r}; convert the file to .jsonl or .parquet.")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file; check the data.*_path setting that names it.")
+    rows = list(_jsonl_rows(path) if extension == ".jsonl" else _parquet_rows(path))
+    if not rows:
+        raise ValueError(f"{path}: the file has no rows; give a file with at least one record.")
+    return iter(rows)
+
+
+def _jsonl_rows(path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path} line {number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{where}: invalid JSON ({err.msg}); write one JSON object per line.") from err
+            if not isinstance(row, dict):
+                raise ValueError(
+                    f"{where}: expected a JSON object, got {type(row).__name__}; write one object per line."
+                )
+            yield where, row
+
+
+def _parquet_rows(path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as err:  # pyarrow raises ArrowInvalid/OSError for corrupt files
+        raise ValueError(f"{path}: not a readable parquet file ({err}); rewrite it with pyarrow or pandas.") from err
+    for number, row in enumerate(table.to_pylist(), start=1):
+        yield f"{path} row {number}", row
+
+
+def _common_fields(row: Mapping[str, Any], where: str, cfg: DataConfig) -> tuple[str, str, Optional[int]]:
+    problem = _text(row, cfg.problem_key, where, "the question", key_field="data.problem_key")
+    answer = _answer(row, cfg.answer_key, where)
+    level = row.get(cfg.level_key)
+    if level is not None:
+        if isinstance(level, float) and level.is_integer():
+            level = int(level)
+        if isinstance(level, bool) or not isinstance(level, int):
+            raise ValueError(
+                f"{where}: field {cfg.level_key!r} = {level!r} must be an integer difficulty level or absent "
+                "(set data.level_key to the right column)."
+            )
+    return problem, answer, level
+
+
+def _text(row: Mapping[str, Any], key: str, where: str, what: str, key_field: str = "") -> str:
+    hint = f" (or set {key_field} to the column that holds it)" if key_field else ""
+    if key not in row or row[key] is None:
+        present = ", ".join(sorted(map(str, row))) or "none"
+        raise ValueError(f"{where}: missing field {key!r} ({what}); columns present: {present}. Add it{hint}.")
+    value = row[key]
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: field {key!r} must be a string, got {type(value).__name__} {value!r}{hint}.")
+    return value
+
+
+def _answer(row: Mapping[str, Any], key: str, where: str) -> str:
+    value = row.get(key)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return _text(row, key, where, "the reference answer", key_field="data.answer_key")

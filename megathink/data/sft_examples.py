@@ -1,0 +1,158 @@
+"""Thinkless stage-1 SFT data: token ids and loss masks for both answer forms of a question.
+
+Each hybrid record becomes two examples sharing one prompt (think first, then short):
+
+    think: prompt + [<think>] + long text + [EOS]      long text = thought, </think>, answer
+    short: prompt + [<short>] + short text + [EOS]
+
+The loss is trained on the response only: the control token, the answer text and EOS.
+Both forms of a question always land in the same batch (`SFTBatchIterator`), which Thinkless
+reports is needed, otherwise the warmed-up model only ever says `<short>`.
+
+Mask convention (everywhere in this package, see `SFTBatch`): `loss_mask[b, t] = 1` iff the
+token `input_ids[b, t]` is a trained target. The token at t is predicted from the logits at
+t-1, so a loss computes `CE(logits[:, :-1], input_ids[:, 1:])` weighted by `loss_mask[:, 1:]`.
+Position 0 is never a target.
+
+Departure from the papers: hybrid SFT only supports template="thinkless" (in "adaptthink" the
+prompt itself ends with the think token, so there is no generated control token to learn).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import torch
+
+from megathink.config.tokenizer import TokenizerConfig
+from megathink.data.chat_template import encode_prompt
+from megathink.data.types import HybridSFTRecord, SFTBatch, TokenizerBundle
+
+SFTPair = tuple["SFTExample", "SFTExample"]
+
+
+@dataclass
+class SFTExample:
+    """One tokenized SFT sequence; loss_mask[t] = 1 iff input_ids[t] is a trained target."""
+
+    input_ids: list[int]
+    loss_mask: list[int]
+    mode: str  # "think" or "short"
+    level: Optional[int]
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def encode_sft_pair(record: HybridSFTRecord, bundle: TokenizerBundle, cfg: TokenizerConfig) -> SFTPair:
+    """(think example, short example) of one hybrid record."""
+    if cfg.template != "thinkless":
+        raise ValueError(
+            f"tokenizer.template = {cfg.template!r} cannot be used for hybrid SFT: the control token must "
+            "be the first generated token; use tokenizer.template=thinkless for the SFT warm-up."
+        )
+    prompt = encode_prompt(bundle, record.problem, cfg)
+    examples = []
+    for mode, control_id, text in (
+        ("think", bundle.control.think, record.long),
+        ("short", bundle.control.short, record.short),
+    ):
+        response = [control_id] + list(bundle.tokenizer.encode(text, add_special_tokens=False)) + [bundle.eos_id]
+        examples.append(
+            SFTExample(
+                input_ids=prompt + response,
+                loss_mask=[0] * len(prompt) + [1] * len(response),
+                mode=mode,
+                level=record.level,
+            )
+        )
+    return examples[0], examples[1]
+
+
+def prepare_sft_pairs(
+    records: Sequence[HybridSFTRecord], bundle: TokenizerBundle, cfg: TokenizerConfig, max_seq_len: int
+) -> tuple[list[SFTPair], int]:
+    """Encoded pairs, without those where either example exceeds `max_seq_len`; and how many were dropped."""
+    pairs = []
+    dropped = 0
+    for record in records:
+        think, short = encode_sft_pair(record, bundle, cfg)
+        if len(think) > max_seq_len or len(short) > max_seq_len:
+            dropped += 1
+        else:
+            pairs.append((think, short))
+    return pairs, dropped
+
+
+def collate_sft(examples: Sequence[SFTExample], pad_id: int) -> SFTBatch:
+    """Right-padded batch: input_ids/attention_mask [B, T] long, loss_mask [B, T] float."""
+    if not examples:
+        raise ValueError("collate_sft got no examples: give at least one SFTExample.")
+    width = max(len(e) for e in examples)
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)  # [B, T]
+    attention_mask = torch.zeros((len(examples), width), dtype=torch.long)  # [B, T]
+    loss_mask = torch.zeros((len(examples), width), dtype=torch.float32)  # [B, T]
+    for row, example in enumerate(examples):
+        length = len(example)
+        input_ids[row, :length] = torch.tensor(example.input_ids, dtype=torch.long)
+        attention_mask[row, :length] = 1
+        loss_mask[row, :length] = torch.tensor(example.loss_mask, dtype=torch.float32)
+    return SFTBatch(input_ids=input_ids, attention_mask=attention_mask, loss_mask=loss_mask)
+
+
+class SFTBatchIterator:
+    """Endless batches of `questions_per_batch` questions, both forms of each (think, short, ...).
+
+    Every epoch visits the pairs in a fresh order drawn from (seed, epoch); an epoch's last
+    incomplete batch is skipped so every batch is full. `state_dict()` records (epoch,
+    position); loading it makes the iterator continue with exactly the batches it would have
+    produced.
+    """
+
+    def __init__(self, pairs: Sequence[SFTPair], questions_per_batch: int, seed: int, pad_id: int) -> None:
+        if questions_per_batch < 1:
+            raise ValueError(f"questions_per_batch = {questions_per_batch} must be >= 1.")
+        if len(pairs) < questions_per_batch:
+            raise ValueError(
+                f"only {len(pairs)} SFT questions for {questions_per_batch} questions per batch: lower the "
+                "batch size or give more data (or raise data.max_seq_len if many were dropped)."
+            )
+        self.pairs = list(pairs)
+        self.questions_per_batch = questions_per_batch
+        self.seed = seed
+        self.pad_id = pad_id
+        self.epoch = 0
+        self.position = 0
+        self._order = self._epoch_order(0)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return len(self.pairs) // self.questions_per_batch
+
+    def _epoch_order(self, epoch: int) -> list[int]:
+        order = list(range(len(self.pairs)))
+        random.Random(f"sft:{self.seed}:{epoch}").shuffle(order)
+        return order
+
+    def __iter__(self) -> "SFTBatchIterator":
+        return self
+
+    def __next__(self) -> SFTBatch:
+        if self.position + self.questions_per_batch > len(self._order):
+            self.epoch += 1
+            self.position = 0
+            self._order = self._epoch_order(self.epoch)
+        chosen = self._order[self.position : self.position + self.questions_per_batch]
+        self.position += self.questions_per_batch
+        examples = [example for index in chosen for example in self.pairs[index]]
+        return collate_sft(examples, self.pad_id)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch = int(state["epoch"])
+        self.position = int(state["position"])
+        self._order = self._epoch_order(self.epoch)

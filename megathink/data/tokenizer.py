@@ -1,0 +1,64 @@
+"""Load the tokenizer a run uses and resolve the ids the pipeline needs.
+
+`tokenizer.kind="toy_arithmetic"` builds the toy task's character-level tokenizer in memory;
+`"pretrained"` reads a local HF tokenizer directory (never the model hub) or a single
+`tokenizer.json`. The control tokens are then added or mapped (see control_tokens.py), and
+EOS/PAD are resolved: PAD falls back to EOS when the tokenizer has none.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+from megathink.config.tokenizer import TokenizerConfig
+from megathink.data.control_tokens import apply_control_tokens
+from megathink.data.toy_tokenizer import build_arithmetic_tokenizer
+from megathink.data.types import TokenizerBundle
+
+
+def load_tokenizer(cfg: TokenizerConfig) -> TokenizerBundle:
+    """Build or load the tokenizer of `cfg` with its control tokens in place."""
+    if cfg.kind == "toy_arithmetic":
+        tokenizer = build_arithmetic_tokenizer()
+    else:
+        tokenizer = _load_pretrained(cfg.path)
+    if tokenizer.eos_token_id is None:
+        raise ValueError(
+            f"the tokenizer at tokenizer.path = {cfg.path!r} has no EOS token: use a tokenizer directory "
+            "whose tokenizer_config.json sets eos_token (a bare tokenizer.json cannot name it)."
+        )
+    tokenizer, control, grew = apply_control_tokens(tokenizer, cfg)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return TokenizerBundle(
+        tokenizer=tokenizer,
+        control=control,
+        eos_id=int(tokenizer.eos_token_id),
+        pad_id=int(tokenizer.pad_token_id),
+        vocab_grew=grew,
+    )
+
+
+def _load_pretrained(path: str | None) -> Any:
+    if not path:
+        raise ValueError(
+            "tokenizer.path is unset with tokenizer.kind='pretrained': set it to a local tokenizer "
+            "directory or tokenizer.json file (or set model.path), or use tokenizer.kind=toy_arithmetic."
+        )
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"tokenizer.path = {path!r} does not exist: point it at a local tokenizer directory "
+            "(with tokenizer.json/tokenizer_config.json) or a tokenizer.json file; the hub is never used."
+        )
+    try:
+        if os.path.isdir(path):
+            return AutoTokenizer.from_pretrained(path, local_files_only=True)
+        return PreTrainedTokenizerFast(tokenizer_file=path)
+    except Exception as err:  # transformers/tokenizers raise many types for unreadable input
+        raise ValueError(
+            f"tokenizer.path = {path!r} could not be read as a tokenizer ({type(err).__name__}: {err}): "
+            "point it at a directory written by save_pretrained or at a valid tokenizer.json file."
+        ) from err
