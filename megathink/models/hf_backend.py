@@ -1,0 +1,265 @@
+"""`HFBackend`: the single-process `PolicyBackend` around a `transformers` causal LM.
+
+`build_hf_backend` either builds a random Qwen2/Llama model from `ModelConfig` (the toy task
+and the tests; nothing is downloaded) or loads a local checkpoint directory (`model.path`).
+Only the existing transformers classes are used. When control tokens were added to the
+tokenizer (`tokenizer.control_tokens="add"`), the embedding matrix grows to the tokenizer size
+and the new rows start at the mean of the existing ones (transformers' own `mean_resizing`
+samples around the mean instead; megathink keeps the plain mean so the new tokens start
+neutral and deterministic). The vocabulary never shrinks: Qwen2 checkpoints carry more
+embedding rows than their tokenizer has, and added tokens that land inside those spare rows
+are re-initialised to the mean the same way.
+
+`logprobs` runs the model on `[B, T]` ids with position ids taken from the attention mask, so
+left-padded (RL rollouts) and right-padded (SFT) batches both see positions 0, 1, 2, ... on
+their real tokens, then scores every next token with `megathink.kernels.token_logprobs`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from megathink.config.model import ModelConfig
+from megathink.data.types import TokenizerBundle
+from megathink.kernels import token_logprobs
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_MODEL_TYPES = ("qwen2", "llama")
+HF_MARKER = ".megathink-hf.json"
+"""File save_hf writes into every HF directory it creates; only such directories are replaced."""
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class HFBackend:
+    """A transformers causal LM on one device, implementing `PolicyBackend`."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
+        self.model = model
+        self.device = device
+
+    def logprobs(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, temperature: float = 1.0
+    ) -> torch.Tensor:
+        """[B, T] ids and mask -> float32 [B, T]: column t = log p(ids[:, t] | ids[:, :t]).
+
+        Column 0, padded positions and the first real token of each row are 0.
+        """
+        input_ids = input_ids.to(self.device)
+        attention_mask = attention_mask.to(self.device)
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # [B, T]
+        logits = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+        ).logits  # [B, T, V]
+        # Token t is scored only when it and the position predicting it (t-1) are both real, so
+        # the first real token of a left-padded row gets 0 like column 0 does.
+        real = attention_mask != 0  # [B, T]
+        targets = input_ids[:, 1:].masked_fill(~(real[:, 1:] & real[:, :-1]), -1)  # [B, T-1]
+        scored = token_logprobs(logits[:, :-1], targets, temperature=temperature)  # [B, T-1]
+        return torch.nn.functional.pad(scored, (1, 0))  # [B, T]
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]:
+        return (p for p in self.model.parameters() if p.requires_grad)
+
+    def named_parameters(self) -> Iterator[tuple[str, torch.nn.Parameter]]:
+        return ((n, p) for n, p in self.model.named_parameters() if p.requires_grad)
+
+    def train(self, mode: bool = True) -> None:
+        self.model.train(mode)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.model.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        self.model.load_state_dict(state)
+
+    def save_hf(self, directory: Path, tokenizer: Any) -> Path:
+        """Write safetensors weights, config and tokenizer to `directory` atomically.
+
+        Everything is written to a hidden temporary sibling first and renamed into place. An
+        existing `directory` is replaced only when it is empty or was written by megathink
+        (it holds the marker file); anything else is refused, never deleted.
+        """
+        directory = Path(directory)
+        _check_replaceable(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        stamp = f"{os.getpid()}-{time.time_ns()}"
+        tmp = directory.parent / f".{directory.name}.tmp-{stamp}"
+        try:
+            with _quiet_progress_bars():
+                self.model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            (tmp / HF_MARKER).write_text(json.dumps({"written_by": "megathink", "time": time.time()}) + "\n")
+            _check_replaceable(directory)
+            old = directory.parent / f".{directory.name}.old-{stamp}"
+            if directory.exists():
+                os.replace(directory, old)
+            os.replace(tmp, directory)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return directory
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' -> cuda when available else cpu; 'cuda' without a GPU is an error naming the field."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("trainer.device = 'cuda' but no CUDA device is available: use trainer.device=cpu or auto.")
+    return torch.device(device)
+
+
+def build_hf_backend(model_cfg: ModelConfig, bundle: TokenizerBundle, *, device: str, seed: int) -> HFBackend:
+    """A random model (model.path unset) or a local checkpoint, sized to the tokenizer, on `device`."""
+    torch_device = resolve_device(device)
+    dtype = _DTYPES[model_cfg.dtype]
+    if model_cfg.path is None:
+        model = _random_model(model_cfg, bundle, seed)
+        what = f"random {model_cfg.arch}"
+    else:
+        model = _pretrained_model(model_cfg, dtype)
+        what = f"{model.config.model_type} from {model_cfg.path}"
+        _fit_vocab(model, bundle, model_cfg)
+    model.to(device=torch_device, dtype=dtype)
+    backend = HFBackend(model, torch_device)
+    log.info(
+        "built %s model: %.2fM parameters, vocab %d, %s on %s",
+        what, backend.num_parameters() / 1e6, model.get_input_embeddings().num_embeddings, model_cfg.dtype, torch_device,
+    )
+    return backend
+
+
+def _random_model(cfg: ModelConfig, bundle: TokenizerBundle, seed: int) -> torch.nn.Module:
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    common: dict[str, Any] = dict(
+        vocab_size=bundle.vocab_size,
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        num_key_value_heads=cfg.num_kv_heads,
+        max_position_embeddings=cfg.max_position_embeddings,
+        rms_norm_eps=cfg.rms_norm_eps,
+        rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
+        tie_word_embeddings=cfg.tie_word_embeddings,
+        bos_token_id=bundle.tokenizer.bos_token_id,
+        eos_token_id=bundle.eos_id,
+        pad_token_id=bundle.pad_id,
+        attention_dropout=0.0,
+    )
+    if cfg.arch == "qwen2":  # Qwen2 keeps its q/k/v biases (hard-wired in the class)
+        config, model_cls = Qwen2Config(**common), Qwen2ForCausalLM
+    else:
+        config, model_cls = LlamaConfig(attention_bias=False, mlp_bias=False, **common), LlamaForCausalLM
+    config._attn_implementation = cfg.attn_implementation
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return model_cls(config)
+
+
+def _pretrained_model(cfg: ModelConfig, dtype: torch.dtype) -> torch.nn.Module:
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    path = Path(str(cfg.path))
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"model.path = {cfg.path!r} is not a directory: point it at a local HF checkpoint "
+            "(config.json + *.safetensors), or unset it to build a random model."
+        )
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"model.path = {cfg.path!r} has no config.json: it is not a HF checkpoint directory; "
+            "point model.path at the folder written by save_pretrained."
+        )
+    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    if config.model_type not in SUPPORTED_MODEL_TYPES:
+        raise ValueError(
+            f"model.path = {cfg.path!r} holds a {config.model_type!r} model "
+            f"({', '.join(config.architectures or [])}); megathink supports the Qwen2 and Llama families "
+            f"(model_type {' or '.join(repr(t) for t in SUPPORTED_MODEL_TYPES)})."
+        )
+    return AutoModelForCausalLM.from_pretrained(
+        path, local_files_only=True, dtype=dtype, attn_implementation=cfg.attn_implementation
+    )
+
+
+def _fit_vocab(model: Any, bundle: TokenizerBundle, cfg: ModelConfig) -> None:
+    """Grow the embeddings to the tokenizer (new rows = mean row), or fail on a foreign tokenizer."""
+    rows = model.get_input_embeddings().num_embeddings
+    if bundle.vocab_size > rows and not bundle.vocab_grew:
+        raise ValueError(
+            f"the tokenizer has {bundle.vocab_size} tokens but the model at model.path = {cfg.path!r} has only "
+            f"{rows} embedding rows, and no control tokens were added: the tokenizer belongs to another model. "
+            "Point tokenizer.path at the model's own tokenizer (or leave it unset to use model.path)."
+        )
+    if bundle.vocab_size > rows:
+        model.resize_token_embeddings(bundle.vocab_size, mean_resizing=False)
+        new_ids = list(range(rows, bundle.vocab_size))
+    elif bundle.vocab_grew:
+        new_ids = _added_control_ids(bundle)
+    else:
+        return
+    if not new_ids:
+        return
+    _set_rows_to_mean(model, new_ids, first_new=min(new_ids))
+    log.info("initialised %d new embedding rows (ids %d..%d) to the mean embedding", len(new_ids), min(new_ids), max(new_ids))
+
+
+def _added_control_ids(bundle: TokenizerBundle) -> list[int]:
+    """Control-token ids appended by control_tokens='add': the run of control ids at the top of the vocabulary."""
+    control = {bundle.control.short, bundle.control.think, bundle.control.end_think}
+    ids, top = [], bundle.vocab_size - 1
+    while top in control:
+        ids.append(top)
+        top -= 1
+    return ids
+
+
+@torch.no_grad()
+def _set_rows_to_mean(model: Any, ids: list[int], *, first_new: int) -> None:
+    index = torch.tensor(ids, dtype=torch.long)
+    matrices = [model.get_input_embeddings().weight]
+    output = model.get_output_embeddings()
+    if output is not None and output.weight is not matrices[0]:
+        matrices.append(output.weight)
+    for weight in matrices:  # [V, H]
+        mean = weight[:first_new].float().mean(dim=0)  # [H]
+        weight[index.to(weight.device)] = mean.to(weight.dtype)
+
+
+def _check_replaceable(directory: Path) -> None:
+    if directory.exists() and (not directory.is_dir() or (any(directory.iterdir()) and not (directory / HF_MARKER).is_file())):
+        raise FileExistsError(
+            f"{directory} exists and was not written by megathink (no {HF_MARKER}): refusing to replace it. "
+            "Move it away or choose another output_dir."
+        )
+
+
+@contextlib.contextmanager
+def _quiet_progress_bars() -> Iterator[None]:
+    """transformers draws a progress bar per shard write; keep the run's console readable."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
