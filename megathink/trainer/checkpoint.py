@@ -1,0 +1,162 @@
+"""Atomic, resumable step checkpoints under `<out>/checkpoints/step_00000100/`.
+
+A checkpoint directory holds:
+
+    model.safetensors     model weights (tied embeddings stored once)
+    optimizer.pt          {"optimizer": AdamW state, "scheduler": LambdaLR state}
+    rng.pt                python, numpy, torch (and CUDA) generator states
+    data_state.json       the SFT batch iterator's state (position in the shuffled epochs)
+    trainer_state.json    step, tokens seen, elapsed seconds, ...
+
+Everything is written into a hidden temporary sibling (`.tmp-step_00000100-<pid>`) that is
+renamed into place with `os.replace`, so a run killed mid-save leaves no half checkpoint under
+a `step_*` name; `latest_checkpoint` only ever looks at complete `step_*` directories.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from safetensors.torch import load_model, save_model
+
+from megathink.config.checkpoint import CheckpointConfig
+from megathink.trainer.rng import capture_rng_state, restore_rng_state
+
+CHECKPOINTS_DIR = "checkpoints"
+TRAINER_STATE = "trainer_state.json"
+_STEP_DIR = re.compile(r"^step_(\d{8,})$")
+
+
+@dataclass
+class LoadedCheckpoint:
+    """What a resumed loop needs beyond the restored model/optimizer/scheduler/RNG."""
+
+    path: Path
+    data_state: dict[str, Any]
+    trainer_state: dict[str, Any]
+
+
+def checkpoint_root(out_dir: Path) -> Path:
+    return Path(out_dir) / CHECKPOINTS_DIR
+
+
+def step_dir_name(step: int) -> str:
+    return f"step_{step:08d}"
+
+
+def list_checkpoints(root: Path) -> list[Path]:
+    """Complete checkpoint directories under `root`, oldest step first (temp dirs ignored)."""
+    if not Path(root).is_dir():
+        return []
+    found = []
+    for child in Path(root).iterdir():
+        match = _STEP_DIR.match(child.name)
+        if match and child.is_dir() and (child / TRAINER_STATE).is_file():
+            found.append((int(match.group(1)), child))
+    return [path for _, path in sorted(found)]
+
+
+def latest_checkpoint(root: Path) -> Optional[Path]:
+    found = list_checkpoints(root)
+    return found[-1] if found else None
+
+
+def save_checkpoint(
+    root: Path,
+    step: int,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    data_state: dict[str, Any],
+    trainer_state: dict[str, Any],
+    keep_last: int = 0,
+) -> Path:
+    """Write checkpoint `step` atomically, then prune to the newest `keep_last` (0 keeps all)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / step_dir_name(step)
+    tmp = root / f".tmp-{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        save_model(model, str(tmp / "model.safetensors"))
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
+        torch.save(capture_rng_state(), tmp / "rng.pt")
+        _write_json(tmp / "data_state.json", data_state, "data iterator state")
+        _write_json(tmp / TRAINER_STATE, {**trainer_state, "step": step}, "trainer state")
+        if final.exists():  # the same step saved again (e.g. the end of a run that just saved it)
+            stale = root / f".old-{final.name}-{os.getpid()}"
+            os.replace(final, stale)
+            shutil.rmtree(stale, ignore_errors=True)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    prune_checkpoints(root, keep_last)
+    return final
+
+
+def prune_checkpoints(root: Path, keep_last: int) -> list[Path]:
+    """Delete all but the newest `keep_last` step checkpoints (0 keeps all); return the deleted ones."""
+    found = list_checkpoints(root)
+    doomed = found[:-keep_last] if keep_last > 0 else []
+    for path in doomed:
+        shutil.rmtree(path)
+    return doomed
+
+
+def load_checkpoint(
+    path: Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> LoadedCheckpoint:
+    """Restore model, optimizer, scheduler and RNG states in place; return the data and trainer states."""
+    path = Path(path)
+    device = next(model.parameters()).device
+    load_model(model, str(path / "model.safetensors"), device=str(device))
+    states = torch.load(path / "optimizer.pt", map_location=device, weights_only=True)
+    optimizer.load_state_dict(states["optimizer"])
+    scheduler.load_state_dict(states["scheduler"])
+    restore_rng_state(torch.load(path / "rng.pt", weights_only=True))
+    data_state = json.loads((path / "data_state.json").read_text(encoding="utf-8"))
+    trainer_state = json.loads((path / TRAINER_STATE).read_text(encoding="utf-8"))
+    return LoadedCheckpoint(path=path, data_state=data_state, trainer_state=trainer_state)
+
+
+def resolve_resume(cfg: CheckpointConfig, root: Path) -> Optional[Path]:
+    """The checkpoint to resume from under `checkpoint.resume`, or None to start fresh."""
+    newest = latest_checkpoint(root)
+    if cfg.resume == "auto":
+        return newest
+    if cfg.resume == "never":
+        if newest is not None:
+            raise FileExistsError(
+                f"checkpoint.resume = 'never' but {root} already holds checkpoints (newest: {newest.name}): "
+                "choose a fresh output_dir, set checkpoint.resume=auto to continue that run, or remove "
+                "the old checkpoints yourself. Nothing was deleted."
+            )
+        return None
+    path = Path(cfg.resume)
+    if not (path / TRAINER_STATE).is_file():
+        raise FileNotFoundError(
+            f"checkpoint.resume = {cfg.resume!r} is not a checkpoint directory (no {TRAINER_STATE}): "
+            f"give a `{CHECKPOINTS_DIR}/step_XXXXXXXX` directory, or 'auto' / 'never'."
+        )
+    return path
+
+
+def _write_json(path: Path, data: dict[str, Any], what: str) -> None:
+    try:
+        text = json.dumps(data, indent=1)
+    except TypeError as err:
+        raise TypeError(f"the {what} must be json-serialisable to be checkpointed: {err}") from err
+    path.write_text(text + "\n", encoding="utf-8")

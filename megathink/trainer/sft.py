@@ -1,0 +1,220 @@
+"""Thinkless stage 1: the SFT warm-up that teaches both answer modes behind their control tokens.
+
+`run_sft(cfg, out_dir)` trains the policy on hybrid records (every question with its long
+`<think>` answer and its short `<short>` answer in the same batch), with the prompt masked and
+a per-token mean loss over each optimizer step (see `sft_step.py`). It writes
+
+    <out>/resolved_config.yaml     the full RunConfig of this invocation
+    <out>/metrics.jsonl            one json line per log (appended across resumes)
+    <out>/checkpoints/step_XXXXXXXX/   atomic step checkpoints (see checkpoint.py)
+    <out>/eval/step_XXXXXXXX.json, <out>/eval/final.json   forced-mode evaluation rows
+    <out>/hf/                      final weights + tokenizer (checkpoint.save_hf)
+
+Departures from the authors' recipe: the run length is counted in optimizer steps
+(`trainer.max_steps`), not epochs, and `trainer.max_time_minutes` bounds the wall time of
+*this process* (a resumed run gets the budget again); a time stop still checkpoints, evaluates
+and exports like a normal end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+import yaml
+from tqdm import tqdm
+
+from megathink.config.run import RunConfig
+from megathink.data.loaders import load_hybrid_sft, load_prompts
+from megathink.data.sft_examples import SFTBatchIterator, prepare_sft_pairs
+from megathink.data.tokenizer import load_tokenizer
+from megathink.data.toy_task import ArithmeticTask, build_toy_datasets
+from megathink.evaluation.forced_mode import (
+    ModeEvalRow,
+    evaluate_forced_modes,
+    format_mode_table,
+    save_eval_rows,
+    summary_metrics,
+)
+from megathink.evaluation.graders import Verifier, grade_boxed
+from megathink.models.hf_backend import build_hf_backend
+from megathink.trainer.checkpoint import (
+    checkpoint_root,
+    load_checkpoint,
+    resolve_resume,
+    save_checkpoint,
+    step_dir_name,
+)
+from megathink.trainer.lr_schedule import build_scheduler
+from megathink.trainer.metrics import MetricsLogger
+from megathink.trainer.optim import build_adamw
+from megathink.trainer.rng import seed_everything
+from megathink.trainer.sft_step import SFTStepStats, sft_step
+
+log = logging.getLogger(__name__)
+
+RESOLVED_CONFIG = "resolved_config.yaml"
+
+
+@dataclass
+class SFTResult:
+    """Outcome of one `run_sft` call (losses cover the steps run by this call only)."""
+
+    final_step: int
+    losses: list[tuple[int, float]]
+    eval_rows: list[ModeEvalRow]
+    stopped_early: bool
+    out_dir: Path
+    metrics_path: Path
+    checkpoint_dir: Optional[Path]
+    hf_dir: Optional[Path]
+    resumed_from: Optional[Path]
+
+    @property
+    def first_loss(self) -> Optional[float]:
+        return self.losses[0][1] if self.losses else None
+
+    @property
+    def last_loss(self) -> Optional[float]:
+        return self.losses[-1][1] if self.losses else None
+
+
+def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
+    """Run (or resume) the SFT warm-up of `cfg` in `out_dir`; see the module docstring."""
+    out_dir = Path(out_dir)
+    ckpt_root = checkpoint_root(out_dir)
+    resume_from = resolve_resume(cfg.checkpoint, ckpt_root)  # before writing anything
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.trainer.seed)
+    if cfg.trainer.num_threads > 0:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    config_dict = dataclasses.asdict(cfg)
+    (out_dir / RESOLVED_CONFIG).write_text(yaml.safe_dump(config_dict, sort_keys=False), encoding="utf-8")
+
+    bundle = load_tokenizer(cfg.tokenizer)
+    train_records, eval_records, verify = _load_data(cfg)
+    pairs, dropped = prepare_sft_pairs(train_records, bundle, cfg.tokenizer, cfg.data.max_seq_len)
+    log.info("SFT data: %d questions kept, %d dropped as longer than data.max_seq_len", len(pairs), dropped)
+    if not pairs:
+        raise ValueError(
+            f"all {dropped} SFT questions are longer than data.max_seq_len = {cfg.data.max_seq_len} tokens "
+            "(prompt + answer): raise data.max_seq_len or shorten the answers."
+        )
+    batches = SFTBatchIterator(pairs, cfg.trainer.micro_batch_size, cfg.data.seed, bundle.pad_id)
+    backend = build_hf_backend(cfg.model, bundle, device=cfg.trainer.device, seed=cfg.trainer.seed)
+    optimizer = build_adamw(backend.named_parameters(), cfg.optimizer)
+    scheduler = build_scheduler(optimizer, cfg.optimizer, cfg.trainer.max_steps)
+
+    step, tokens_seen, elapsed_before = 0, 0, 0.0
+    if resume_from is not None:
+        loaded = load_checkpoint(resume_from, model=backend.model, optimizer=optimizer, scheduler=scheduler)
+        batches.load_state_dict(loaded.data_state)
+        step = int(loaded.trainer_state["step"])
+        tokens_seen = int(loaded.trainer_state.get("tokens_seen", 0))
+        elapsed_before = float(loaded.trainer_state.get("elapsed_seconds", 0.0))
+        log.info("resumed from %s at step %d", resume_from, step)
+
+    metrics = MetricsLogger(out_dir, cfg.logger, out_dir.name, config_dict)
+
+    def evaluate(name: str) -> list[ModeEvalRow]:
+        rows = evaluate_forced_modes(
+            backend, bundle, cfg.tokenizer, eval_records, cfg.eval, verify, seed=cfg.trainer.seed
+        )
+        if rows:
+            save_eval_rows(rows, out_dir / "eval" / f"{name}.json")
+            if cfg.logger.console:
+                tqdm.write(f"forced-mode evaluation ({name}, step {step}):\n{format_mode_table(rows)}", file=sys.stdout)
+            metrics.log(step, summary_metrics(rows))
+        return rows
+
+    def checkpoint() -> Path:
+        state = {"tokens_seen": tokens_seen, "elapsed_seconds": elapsed_before + time.monotonic() - started}
+        return save_checkpoint(
+            ckpt_root, step, model=backend.model, optimizer=optimizer, scheduler=scheduler,
+            data_state=batches.state_dict(), trainer_state=state, keep_last=cfg.checkpoint.keep_last,
+        )
+
+    started = time.monotonic()
+    deadline = started + 60.0 * cfg.trainer.max_time_minutes if cfg.trainer.max_time_minutes > 0 else None
+    losses: list[tuple[int, float]] = []
+    window = _Window(step, tokens_seen, started)
+    last_ckpt = resume_from if resume_from is not None and resume_from.parent == ckpt_root else None
+    stopped_early = False
+    progress = tqdm(
+        total=cfg.trainer.max_steps, initial=step, desc="sft", unit="step", file=sys.stderr,
+        disable=not cfg.logger.progress_bar, dynamic_ncols=True,
+    )
+    try:
+        while step < cfg.trainer.max_steps:
+            micro = [next(batches) for _ in range(cfg.trainer.grad_accum_steps)]
+            stats = sft_step(
+                backend, micro, optimizer, scheduler, grad_clip=cfg.optimizer.grad_clip, control=bundle.control
+            )
+            step += 1
+            tokens_seen += stats.tokens
+            losses.append((step, stats.loss))
+            progress.update(1)
+            progress.set_postfix(loss=f"{stats.loss:.4f}", refresh=False)
+            if step % cfg.trainer.log_every == 0:
+                metrics.log(step, window.metrics(step, tokens_seen, stats))
+            if cfg.checkpoint.save_every and step % cfg.checkpoint.save_every == 0:
+                last_ckpt = checkpoint()
+            if cfg.trainer.eval_every and step % cfg.trainer.eval_every == 0 and step < cfg.trainer.max_steps:
+                evaluate(step_dir_name(step))
+            if deadline is not None and time.monotonic() >= deadline and step < cfg.trainer.max_steps:
+                stopped_early = True
+                log.info("trainer.max_time_minutes = %s reached at step %d", cfg.trainer.max_time_minutes, step)
+                break
+        progress.close()
+        if losses and step % cfg.trainer.log_every != 0:  # a time stop between log lines
+            metrics.log(step, window.metrics(step, tokens_seen, stats))
+        if last_ckpt is None or last_ckpt.name != step_dir_name(step):
+            last_ckpt = checkpoint()
+        eval_rows = evaluate("final")
+        hf_dir = backend.save_hf(out_dir / "hf", bundle.tokenizer) if cfg.checkpoint.save_hf else None
+    finally:
+        progress.close()
+        metrics.close()
+    return SFTResult(
+        final_step=step, losses=losses, eval_rows=eval_rows, stopped_early=stopped_early, out_dir=out_dir,
+        metrics_path=metrics.path, checkpoint_dir=last_ckpt, hf_dir=hf_dir, resumed_from=resume_from,
+    )
+
+
+def _load_data(cfg: RunConfig) -> tuple[list[Any], Sequence[Any], Verifier]:
+    """(train hybrid records, eval records, verifier) from the toy task or the configured files."""
+    if cfg.data.source == "toy":
+        train, evaluation = build_toy_datasets(cfg.data)
+        return train, evaluation, ArithmeticTask(cfg.data.levels, cfg.data.seed).verify
+    assert cfg.data.sft_path is not None  # RunConfig guarantees it for the sft stage
+    train = load_hybrid_sft(cfg.data.sft_path, cfg.data, cfg.tokenizer.end_think_token)
+    evaluation = load_prompts(cfg.data.eval_path, cfg.data) if cfg.data.eval_path else []
+    return train, evaluation, grade_boxed
+
+
+class _Window:
+    """Throughput since the previous log line."""
+
+    def __init__(self, step: int, tokens: int, now: float) -> None:
+        self.step, self.tokens, self.time = step, tokens, now
+
+    def metrics(self, step: int, tokens: int, stats: SFTStepStats) -> dict[str, float]:
+        now = time.monotonic()
+        seconds = max(now - self.time, 1e-9)
+        out = {
+            "loss": stats.loss,
+            "loss_short": stats.loss_short,
+            "loss_think": stats.loss_think,
+            "lr": stats.lr,
+            "grad_norm": stats.grad_norm,
+            "tokens_per_s": (tokens - self.tokens) / seconds,
+            "steps_per_s": (step - self.step) / seconds,
+        }
+        self.step, self.tokens, self.time = step, tokens, now
+        return out

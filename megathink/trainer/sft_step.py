@@ -1,0 +1,104 @@
+"""One Thinkless stage-1 optimizer step: prompt-masked next-token cross-entropy, per-token mean.
+
+Normalisation (ALGORITHMS.md section 1, "per-token mean"): the loss of an optimizer step is
+the mean of -log p over *all* target tokens of all its micro-batches,
+
+    loss = sum_{micro-batches m} sum_{b,t} -logp[m,b,t] * loss_mask[m,b,t]  /  N,
+    N    = sum_{m,b,t} loss_mask[m,b,t],
+
+so every target token weighs the same no matter how the tokens fall into micro-batches
+(the loss equals that of one big batch). All micro-batches of the step are drawn first so
+N is known before the first backward; each micro-batch then backpropagates its own sum / N.
+
+The log-probs come from `PolicyBackend.logprobs`, i.e. `megathink.kernels.token_logprobs`,
+rather than `F.cross_entropy`: it is the same path the RL losses use (one place to swap in
+the fused Triton kernel later), it never materialises a full fp32 log-softmax, and its
+per-token output splits the loss by mode for free. The mode of a row is read from its first
+target token (the control token `<short>` or `<think>`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from megathink.data.types import ControlTokenIds, SFTBatch
+from megathink.models.protocol import PolicyBackend
+from megathink.trainer.optim import clip_gradients
+
+
+@dataclass
+class SFTStepStats:
+    """What one optimizer step measured (losses are per-token means; NaN when a mode is absent)."""
+
+    loss: float
+    loss_short: float
+    loss_think: float
+    grad_norm: float
+    lr: float
+    target_tokens: int
+    tokens: int
+
+
+def sft_step(
+    backend: PolicyBackend,
+    micro_batches: Sequence[SFTBatch],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    *,
+    grad_clip: float,
+    control: ControlTokenIds,
+) -> SFTStepStats:
+    """Accumulate gradients over `micro_batches`, clip, step the optimizer and the schedule."""
+    total_targets = sum(int(b.loss_mask.sum().item()) for b in micro_batches)
+    if total_targets == 0:
+        raise ValueError("an SFT step has no target tokens: every example's answer was masked out.")
+    backend.train(True)
+    optimizer.zero_grad(set_to_none=True)
+    loss_sum = 0.0
+    mode_sums = {"short": [0.0, 0.0], "think": [0.0, 0.0]}  # mode -> [sum of -logp, target tokens]
+    tokens = 0
+    for batch in micro_batches:
+        mask = batch.loss_mask.to(backend.device, torch.float32)  # [B, T]
+        logp = backend.logprobs(batch.input_ids, batch.attention_mask)  # [B, T]
+        token_nll = -logp * mask  # [B, T]
+        (token_nll.sum() / total_targets).backward()
+        row_nll = token_nll.detach().sum(dim=1).cpu()  # [B]
+        row_targets = mask.sum(dim=1).cpu()  # [B]
+        loss_sum += float(row_nll.sum())
+        for mode, rows in row_modes(batch, control).items():
+            mode_sums[mode][0] += float(row_nll[rows].sum())
+            mode_sums[mode][1] += float(row_targets[rows].sum())
+        tokens += int(batch.attention_mask.sum().item())
+    grad_norm = clip_gradients(backend.parameters(), grad_clip)
+    lr = float(optimizer.param_groups[0]["lr"])
+    optimizer.step()
+    scheduler.step()
+    return SFTStepStats(
+        loss=loss_sum / total_targets,
+        loss_short=_ratio(*mode_sums["short"]),
+        loss_think=_ratio(*mode_sums["think"]),
+        grad_norm=grad_norm,
+        lr=lr,
+        target_tokens=total_targets,
+        tokens=tokens,
+    )
+
+
+def row_modes(batch: SFTBatch, control: ControlTokenIds) -> dict[str, torch.Tensor]:
+    """{"short": bool [B], "think": bool [B]}: rows whose first target token is that control token."""
+    mask = batch.loss_mask > 0  # [B, T]
+    first = mask.float().argmax(dim=1)  # [B] index of the first target token
+    first_ids = batch.input_ids.gather(1, first[:, None]).squeeze(1)  # [B]
+    has_target = mask.any(dim=1)  # [B]
+    return {
+        "short": has_target & (first_ids == control.short),
+        "think": has_target & (first_ids == control.think),
+    }
+
+
+def _ratio(total: float, count: float) -> float:
+    return total / count if count else math.nan
