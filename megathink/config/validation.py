@@ -11,9 +11,9 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from megathink.errors import ConfigError
 
-class ConfigError(ValueError):
-    """A config value is out of its allowed range, of the wrong kind, or inconsistent."""
+__all__ = ["ConfigError", "check_choice", "check_float", "check_int", "check_nonempty_str", "fail"]
 
 
 def fail(path: str, value: Any, allowed: str) -> None:

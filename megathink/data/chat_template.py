@@ -14,6 +14,7 @@ Token ids are encoded with add_special_tokens=False: the template already carrie
 
 from __future__ import annotations
 
+from megathink.errors import DataError, MissingPathError
 from megathink.config.tokenizer import TokenizerConfig
 from megathink.data.types import TokenizerBundle
 
@@ -23,7 +24,7 @@ def render_prompt(bundle: TokenizerBundle, problem: str, cfg: TokenizerConfig) -
     tokenizer = bundle.tokenizer
     template = cfg.chat_template or tokenizer.chat_template
     if not template:
-        raise ValueError(
+        raise DataError(
             "the tokenizer has no chat template and tokenizer.chat_template is unset: set "
             "tokenizer.chat_template to a Jinja template (it receives `messages` and "
             "`add_generation_prompt`)."

@@ -20,6 +20,7 @@ from typing import Any
 from tokenizers import AddedToken, Tokenizer
 from transformers import PreTrainedTokenizerFast
 
+from megathink.errors import DataError, MissingPathError
 from megathink.config.tokenizer import TokenizerConfig
 from megathink.data.types import ControlTokenIds
 
@@ -56,7 +57,7 @@ def _map_short_token(tokenizer: Any, cfg: TokenizerConfig) -> Any:
     assert token_id is not None  # TokenizerConfig guarantees it in map mode
     size = len(tokenizer)
     if not 0 <= token_id < size:
-        raise ValueError(
+        raise DataError(
             f"tokenizer.short_token_id = {token_id} is out of range for a tokenizer of {size} tokens: "
             f"pick a reserved id in [0, {size - 1}] (151650 for DeepSeek-R1-Distill-Qwen), "
             "or use tokenizer.control_tokens=add."
@@ -64,7 +65,7 @@ def _map_short_token(tokenizer: Any, cfg: TokenizerConfig) -> Any:
     vocab = tokenizer.get_vocab()
     for field, token in (("think_token", cfg.think_token), ("end_think_token", cfg.end_think_token)):
         if token not in vocab:
-            raise ValueError(
+            raise DataError(
                 f"tokenizer.{field} = {token!r} is not in the tokenizer and tokenizer.control_tokens='map' "
                 "never adds tokens: use tokenizer.control_tokens=add, or set tokenizer."
                 f"{field} to a token the tokenizer has."
@@ -73,19 +74,19 @@ def _map_short_token(tokenizer: Any, cfg: TokenizerConfig) -> Any:
     if current == cfg.short_token:
         return tokenizer  # already mapped (e.g. a tokenizer saved after mapping)
     if cfg.short_token in vocab:
-        raise ValueError(
+        raise DataError(
             f"tokenizer.short_token = {cfg.short_token!r} already exists with id {vocab[cfg.short_token]}, "
             f"not tokenizer.short_token_id = {token_id}: set short_token_id={vocab[cfg.short_token]} "
             "or use tokenizer.control_tokens=add."
         )
     if current in (cfg.think_token, cfg.end_think_token):
-        raise ValueError(
+        raise DataError(
             f"tokenizer.short_token_id = {token_id} is the control token {current!r}: "
             "pick an unused reserved token id instead."
         )
     roles = [name for name in _KEPT_SPECIAL_TOKENS if getattr(tokenizer, f"{name}_id", None) == token_id]
     if roles:
-        raise ValueError(
+        raise DataError(
             f"tokenizer.short_token_id = {token_id} is the tokenizer's {'/'.join(roles)} {current!r}: "
             "pick an unused reserved token id instead."
         )

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Optional
 
+from megathink.errors import DataError, MissingPathError
 from megathink.config.data import DataConfig
 from megathink.data.types import HybridSFTRecord, PromptRecord
 
@@ -43,7 +44,7 @@ def load_hybrid_sft(path: str, cfg: DataConfig, end_think_token: str = "</think>
         short = _text(row, "short", where, "the short (direct) answer")
         count = long.count(end_think_token)
         if count != 1:
-            raise ValueError(
+            raise DataError(
                 f"{where}: field 'long' contains {count} end-of-thinking tokens {end_think_token!r}; "
                 "it must contain exactly one, between the chain of thought and the final answer "
                 "(or set tokenizer.end_think_token to the token the file uses)."
@@ -103,12 +104,12 @@ def _read_rows(path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """(location, row) pairs; location reads 'FILE line N' or 'FILE row N'."""
     extension = os.path.splitext(path)[1].lower()
     if extension not in EXTENSIONS:
-        raise ValueError(f"{path}: unknown file extension {extension!r}; convert the file to .jsonl or .parquet.")
+        raise DataError(f"{path}: unknown file extension {extension!r}; convert the file to .jsonl or .parquet.")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file; check the data.*_path setting that names it.")
+        raise MissingPathError(f"{path}: no such file; check the data.*_path setting that names it.")
     rows = list(_jsonl_rows(path) if extension == ".jsonl" else _parquet_rows(path))
     if not rows:
-        raise ValueError(f"{path}: the file has no rows; give a file with at least one record.")
+        raise DataError(f"{path}: the file has no rows; give a file with at least one record.")
     return iter(rows)
 
 
@@ -121,9 +122,9 @@ def _jsonl_rows(path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: invalid JSON ({err.msg}); write one JSON object per line.") from err
+                raise DataError(f"{where}: invalid JSON ({err.msg}); write one JSON object per line.") from err
             if not isinstance(row, dict):
-                raise ValueError(
+                raise DataError(
                     f"{where}: expected a JSON object, got {type(row).__name__}; write one object per line."
                 )
             yield where, row
@@ -135,7 +136,7 @@ def _parquet_rows(path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
     try:
         table = pq.read_table(path)
     except Exception as err:  # pyarrow raises ArrowInvalid/OSError for corrupt files
-        raise ValueError(f"{path}: not a readable parquet file ({err}); rewrite it with pyarrow or pandas.") from err
+        raise DataError(f"{path}: not a readable parquet file ({err}); rewrite it with pyarrow or pandas.") from err
     for number, row in enumerate(table.to_pylist(), start=1):
         yield f"{path} row {number}", row
 
@@ -148,7 +149,7 @@ def _common_fields(row: Mapping[str, Any], where: str, cfg: DataConfig) -> tuple
         if isinstance(level, float) and level.is_integer():
             level = int(level)
         if isinstance(level, bool) or not isinstance(level, int):
-            raise ValueError(
+            raise DataError(
                 f"{where}: field {cfg.level_key!r} = {level!r} must be an integer difficulty level or absent "
                 "(set data.level_key to the right column)."
             )
@@ -159,10 +160,10 @@ def _text(row: Mapping[str, Any], key: str, where: str, what: str, key_field: st
     hint = f" (or set {key_field} to the column that holds it)" if key_field else ""
     if key not in row or row[key] is None:
         present = ", ".join(sorted(map(str, row))) or "none"
-        raise ValueError(f"{where}: missing field {key!r} ({what}); columns present: {present}. Add it{hint}.")
+        raise DataError(f"{where}: missing field {key!r} ({what}); columns present: {present}. Add it{hint}.")
     value = row[key]
     if not isinstance(value, str):
-        raise ValueError(f"{where}: field {key!r} must be a string, got {type(value).__name__} {value!r}{hint}.")
+        raise DataError(f"{where}: field {key!r} must be a string, got {type(value).__name__} {value!r}{hint}.")
     return value
 
 

@@ -26,6 +26,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from megathink.errors import DataError, MissingPathError
 from megathink.config.tokenizer import TokenizerConfig
 from megathink.data.chat_template import encode_prompt
 from megathink.data.types import HybridSFTRecord, SFTBatch, TokenizerBundle
@@ -49,7 +50,7 @@ class SFTExample:
 def encode_sft_pair(record: HybridSFTRecord, bundle: TokenizerBundle, cfg: TokenizerConfig) -> SFTPair:
     """(think example, short example) of one hybrid record."""
     if cfg.template != "thinkless":
-        raise ValueError(
+        raise DataError(
             f"tokenizer.template = {cfg.template!r} cannot be used for hybrid SFT: the control token must "
             "be the first generated token; use tokenizer.template=thinkless for the SFT warm-up."
         )
@@ -89,7 +90,7 @@ def prepare_sft_pairs(
 def collate_sft(examples: Sequence[SFTExample], pad_id: int) -> SFTBatch:
     """Right-padded batch: input_ids/attention_mask [B, T] long, loss_mask [B, T] float."""
     if not examples:
-        raise ValueError("collate_sft got no examples: give at least one SFTExample.")
+        raise DataError("collate_sft got no examples: give at least one SFTExample.")
     width = max(len(e) for e in examples)
     input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)  # [B, T]
     attention_mask = torch.zeros((len(examples), width), dtype=torch.long)  # [B, T]
@@ -113,9 +114,9 @@ class SFTBatchIterator:
 
     def __init__(self, pairs: Sequence[SFTPair], questions_per_batch: int, seed: int, pad_id: int) -> None:
         if questions_per_batch < 1:
-            raise ValueError(f"questions_per_batch = {questions_per_batch} must be >= 1.")
+            raise DataError(f"questions_per_batch = {questions_per_batch} must be >= 1.")
         if len(pairs) < questions_per_batch:
-            raise ValueError(
+            raise DataError(
                 f"only {len(pairs)} SFT questions for {questions_per_batch} questions per batch: lower the "
                 "batch size or give more data (or raise data.max_seq_len if many were dropped)."
             )

@@ -13,6 +13,7 @@ from typing import Any
 
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from megathink.errors import DataError, MissingPathError
 from megathink.config.tokenizer import TokenizerConfig
 from megathink.data.control_tokens import apply_control_tokens
 from megathink.data.toy_tokenizer import build_arithmetic_tokenizer
@@ -26,7 +27,7 @@ def load_tokenizer(cfg: TokenizerConfig) -> TokenizerBundle:
     else:
         tokenizer = _load_pretrained(cfg.path)
     if tokenizer.eos_token_id is None:
-        raise ValueError(
+        raise DataError(
             f"the tokenizer at tokenizer.path = {cfg.path!r} has no EOS token: use a tokenizer directory "
             "whose tokenizer_config.json sets eos_token (a bare tokenizer.json cannot name it)."
         )
@@ -44,12 +45,12 @@ def load_tokenizer(cfg: TokenizerConfig) -> TokenizerBundle:
 
 def _load_pretrained(path: str | None) -> Any:
     if not path:
-        raise ValueError(
+        raise DataError(
             "tokenizer.path is unset with tokenizer.kind='pretrained': set it to a local tokenizer "
             "directory or tokenizer.json file (or set model.path), or use tokenizer.kind=toy_arithmetic."
         )
     if not os.path.exists(path):
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"tokenizer.path = {path!r} does not exist: point it at a local tokenizer directory "
             "(with tokenizer.json/tokenizer_config.json) or a tokenizer.json file; the hub is never used."
         )
@@ -58,7 +59,7 @@ def _load_pretrained(path: str | None) -> Any:
             return AutoTokenizer.from_pretrained(path, local_files_only=True)
         return PreTrainedTokenizerFast(tokenizer_file=path)
     except Exception as err:  # transformers/tokenizers raise many types for unreadable input
-        raise ValueError(
+        raise DataError(
             f"tokenizer.path = {path!r} could not be read as a tokenizer ({type(err).__name__}: {err}): "
             "point it at a directory written by save_pretrained or at a valid tokenizer.json file."
         ) from err

@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 from typing import Sequence
 
+from megathink.errors import ConfigError
 from megathink.config.data import DataConfig, TOY_MAX_LEVEL
 from megathink.data.types import HybridSFTRecord
 from megathink.rewards.boxed import extract_last_boxed
@@ -83,7 +84,7 @@ class ArithmeticTask:
     def __init__(self, levels: Sequence[int], seed: int) -> None:
         levels = list(levels)
         if not levels or any(not 1 <= lvl <= TOY_MAX_LEVEL for lvl in levels):
-            raise ValueError(f"data.levels = {levels!r} is invalid: give levels in [1, {TOY_MAX_LEVEL}].")
+            raise ConfigError(f"data.levels = {levels!r} is invalid: give levels in [1, {TOY_MAX_LEVEL}].")
         self.levels = levels
         self.seed = seed
 
@@ -107,15 +108,12 @@ class ArithmeticTask:
         """(train, eval) records of one level; eval problems are distinct and never in train.
 
         Train problems are distinct too while the level has enough of them; a small level
-        (e.g. level 1 with 100 problems) repeats its non-eval problems instead.
+        (e.g. level 1 with 100 problems) repeats its non-eval problems instead. At most half of
+        a level's distinct problems are held out, so level 1 always keeps 50 for training.
         """
         rng = random.Random(f"toy:{self.seed}:{level}")
         total = self.num_distinct(level)
-        if eval_count + (1 if train_count else 0) > total:
-            raise ValueError(
-                f"data.toy_eval_per_level = {eval_count} leaves no training problems at level {level} "
-                f"(it has {total} distinct problems): lower data.toy_eval_per_level below {total}."
-            )
+        eval_count = min(eval_count, total // 2)  # level 1 has only 100 problems
         if total <= _ENUMERATE_BELOW:
             low, high = self.operand_range(level)
             pool = [record_for(a, b, level) for a in range(low, high + 1) for b in range(low, high + 1)]
@@ -125,7 +123,7 @@ class ArithmeticTask:
             train += [rng.choice(rest) for _ in range(train_count - len(train))]
             return train, eval_records
         if eval_count + train_count > total // 2:
-            raise ValueError(
+            raise ConfigError(
                 f"data.toy_train_size asks for {train_count} questions at level {level}, more than half of "
                 f"its {total} distinct problems: lower data.toy_train_size or add levels."
             )

@@ -15,7 +15,8 @@ from importlib import resources
 import hydra
 from omegaconf import DictConfig
 
-from megathink.config import ConfigError, RunConfig
+from megathink.config import RunConfig
+from megathink.errors import MegathinkError
 from megathink.launch.schema import register_schema, to_run_config
 
 CONFIG_PACKAGE = "megathink.hydra_conf"
@@ -75,11 +76,10 @@ def usage() -> str:
 def _hydra_app(name: str, command: Command) -> Callable[[], None]:
     def task(dict_cfg: DictConfig) -> None:
         try:
-            run_cfg = to_run_config(dict_cfg)
-        except ConfigError as err:
-            print(f"megathink {name}: config error: {err}", file=sys.stderr)
+            command.run(to_run_config(dict_cfg))
+        except MegathinkError as err:  # the user's input: one line naming the field and the fix
+            print(f"megathink {name}: error: {err}", file=sys.stderr)
             sys.exit(2)
-        command.run(run_cfg)
 
     return hydra.main(version_base=None, config_path=f"pkg://{CONFIG_PACKAGE}", config_name=name)(task)
 

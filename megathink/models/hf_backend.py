@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from megathink.errors import ConfigError, ExistingOutputError, MissingPathError
 from megathink.config.model import ModelConfig
 from megathink.data.types import TokenizerBundle
 from megathink.kernels import token_logprobs
@@ -120,7 +121,7 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("trainer.device = 'cuda' but no CUDA device is available: use trainer.device=cpu or auto.")
+        raise ConfigError("trainer.device = 'cuda' but no CUDA device is available: use trainer.device=cpu or auto.")
     return torch.device(device)
 
 
@@ -178,18 +179,18 @@ def _pretrained_model(cfg: ModelConfig, dtype: torch.dtype) -> torch.nn.Module:
 
     path = Path(str(cfg.path))
     if not path.is_dir():
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"model.path = {cfg.path!r} is not a directory: point it at a local HF checkpoint "
             "(config.json + *.safetensors), or unset it to build a random model."
         )
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"model.path = {cfg.path!r} has no config.json: it is not a HF checkpoint directory; "
             "point model.path at the folder written by save_pretrained."
         )
     config = AutoConfig.from_pretrained(path, local_files_only=True)
     if config.model_type not in SUPPORTED_MODEL_TYPES:
-        raise ValueError(
+        raise ConfigError(
             f"model.path = {cfg.path!r} holds a {config.model_type!r} model "
             f"({', '.join(config.architectures or [])}); megathink supports the Qwen2 and Llama families "
             f"(model_type {' or '.join(repr(t) for t in SUPPORTED_MODEL_TYPES)})."
@@ -203,7 +204,7 @@ def _fit_vocab(model: Any, bundle: TokenizerBundle, cfg: ModelConfig) -> None:
     """Grow the embeddings to the tokenizer (new rows = mean row), or fail on a foreign tokenizer."""
     rows = model.get_input_embeddings().num_embeddings
     if bundle.vocab_size > rows and not bundle.vocab_grew:
-        raise ValueError(
+        raise ConfigError(
             f"the tokenizer has {bundle.vocab_size} tokens but the model at model.path = {cfg.path!r} has only "
             f"{rows} embedding rows, and no control tokens were added: the tokenizer belongs to another model. "
             "Point tokenizer.path at the model's own tokenizer (or leave it unset to use model.path)."
@@ -245,7 +246,7 @@ def _set_rows_to_mean(model: Any, ids: list[int], *, first_new: int) -> None:
 
 def _check_replaceable(directory: Path) -> None:
     if directory.exists() and (not directory.is_dir() or (any(directory.iterdir()) and not (directory / HF_MARKER).is_file())):
-        raise FileExistsError(
+        raise ExistingOutputError(
             f"{directory} exists and was not written by megathink (no {HF_MARKER}): refusing to replace it. "
             "Move it away or choose another output_dir."
         )

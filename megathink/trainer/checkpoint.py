@@ -26,6 +26,7 @@ from typing import Any, Optional
 import torch
 from safetensors.torch import load_model, save_model
 
+from megathink.errors import ExistingOutputError, MissingPathError
 from megathink.config.checkpoint import CheckpointConfig
 from megathink.trainer.rng import capture_rng_state, restore_rng_state
 
@@ -139,7 +140,7 @@ def resolve_resume(cfg: CheckpointConfig, root: Path) -> Optional[Path]:
         return newest
     if cfg.resume == "never":
         if newest is not None:
-            raise FileExistsError(
+            raise ExistingOutputError(
                 f"checkpoint.resume = 'never' but {root} already holds checkpoints (newest: {newest.name}): "
                 "choose a fresh output_dir, set checkpoint.resume=auto to continue that run, or remove "
                 "the old checkpoints yourself. Nothing was deleted."
@@ -147,7 +148,7 @@ def resolve_resume(cfg: CheckpointConfig, root: Path) -> Optional[Path]:
         return None
     path = Path(cfg.resume)
     if not (path / TRAINER_STATE).is_file():
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"checkpoint.resume = {cfg.resume!r} is not a checkpoint directory (no {TRAINER_STATE}): "
             f"give a `{CHECKPOINTS_DIR}/step_XXXXXXXX` directory, or 'auto' / 'never'."
         )

@@ -30,6 +30,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from megathink.errors import ConfigError
 from megathink.config.run import RunConfig
 from megathink.data.loaders import load_hybrid_sft, load_prompts
 from megathink.data.sft_examples import SFTBatchIterator, prepare_sft_pairs
@@ -102,7 +103,7 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
     pairs, dropped = prepare_sft_pairs(train_records, bundle, cfg.tokenizer, cfg.data.max_seq_len)
     log.info("SFT data: %d questions kept, %d dropped as longer than data.max_seq_len", len(pairs), dropped)
     if not pairs:
-        raise ValueError(
+        raise ConfigError(
             f"all {dropped} SFT questions are longer than data.max_seq_len = {cfg.data.max_seq_len} tokens "
             "(prompt + answer): raise data.max_seq_len or shorten the answers."
         )

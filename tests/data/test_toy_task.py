@@ -5,6 +5,8 @@ from collections import Counter
 
 import pytest
 
+from megathink.errors import ConfigError
+
 from megathink.config import DataConfig
 from megathink.data.toy_task import ArithmeticTask, build_toy_datasets, record_for, worked_sum
 
@@ -112,8 +114,15 @@ def test_larger_levels_train_is_distinct():
     assert len({r.problem for r in train}) == 600
 
 
+def test_level_one_holds_out_at_most_half_of_its_problems():
+    train, evaluation = build_toy_datasets(DataConfig(levels=[1], toy_train_size=200, toy_eval_per_level=100))
+    assert len(evaluation) == 50
+    held_out = {r.problem for r in evaluation}
+    assert len({r.problem for r in train}) == 50 and not held_out & {r.problem for r in train}
+
+
 def test_errors_name_the_field():
-    with pytest.raises(ValueError, match="data.toy_eval_per_level"):
-        build_toy_datasets(DataConfig(levels=[1], toy_train_size=10, toy_eval_per_level=100))
-    with pytest.raises(ValueError, match="data.levels"):
+    with pytest.raises(ConfigError, match="data.toy_train_size"):
+        build_toy_datasets(DataConfig(levels=[3], toy_train_size=900_000, toy_eval_per_level=10))
+    with pytest.raises(ConfigError, match="data.levels"):
         ArithmeticTask([0, 3], seed=0)
