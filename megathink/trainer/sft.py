@@ -150,6 +150,7 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
     progress = tqdm(
         total=cfg.trainer.max_steps, initial=step, desc="sft", unit="step", file=sys.stderr,
         disable=not cfg.logger.progress_bar, dynamic_ncols=True,
+        mininterval=0.5 if sys.stderr.isatty() else 30.0,  # a log file gets a line every 30 s
     )
     try:
         while step < cfg.trainer.max_steps:
