@@ -34,6 +34,7 @@ setup(
         "jinja2>=3.1",
         "numpy>=1.26",
         "tqdm>=4.66",
+        "math-verify[antlr4_9_3]>=0.9,<0.10",
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.3"],

@@ -20,7 +20,7 @@ from typing import Sequence
 from megathink.errors import ConfigError
 from megathink.config.data import DataConfig, TOY_MAX_LEVEL
 from megathink.data.types import HybridSFTRecord
-from megathink.rewards.boxed import extract_last_boxed
+from megathink.rewards.grading import extract_answer
 
 END_THINK = "</think>"
 BOXED_OPEN = "\\boxed{"
@@ -167,17 +167,9 @@ class ArithmeticTask:
         """
         if mode not in ("short", "think"):
             raise ValueError(f"mode = {mode!r} is invalid: use 'short' or 'think'.")
-        if think_token in response_text or short_token in response_text:
-            return False
-        if mode == "short":
-            if end_think_token in response_text:
-                return False
-            tail = response_text
-        else:
-            if response_text.count(end_think_token) != 1:
-                return False
-            tail = response_text.split(end_think_token, 1)[1]
-        boxed = extract_last_boxed(tail)
+        boxed = extract_answer(
+            response_text, mode, end_think_token=end_think_token, think_token=think_token, short_token=short_token
+        )
         return boxed is not None and boxed.strip() == answer.strip()
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from megathink.rewards.boxed import extract_last_boxed
+from megathink.rewards.grading import extract_answer
 
 
 class Verifier(Protocol):
@@ -40,19 +40,11 @@ def grade_boxed(
     without exactly one is wrong) and the whole response in short mode (which must not contain
     an end-think token). A control token inside the response makes it wrong in both modes.
     """
-    if think_token in response_text or short_token in response_text:
-        return False
-    if mode == "think":
-        if response_text.count(end_think_token) != 1:
-            return False
-        region = response_text.split(end_think_token, 1)[1]
-    elif mode == "short":
-        if end_think_token in response_text:
-            return False
-        region = response_text
-    else:
+    if mode not in ("short", "think"):
         raise ValueError(f"mode = {mode!r} is invalid: use 'short' or 'think'.")
-    boxed = extract_last_boxed(region)
+    boxed = extract_answer(
+        response_text, mode, end_think_token=end_think_token, think_token=think_token, short_token=short_token
+    )
     return boxed is not None and _squeeze(boxed) == _squeeze(answer)
 
 

@@ -1,5 +1,37 @@
-"""Answer extraction and grading of responses (rewards for RL, accuracy for evaluation)."""
+"""Answer extraction and grading of responses (rewards for RL, accuracy for evaluation).
+
+* `boxed.py`: the last `\\boxed{}` of a text.
+* `normalize.py`: MATH-style string normalisation and number/list parsing.
+* `equivalence.py`: `is_equivalent(pred, ref)`: pre-checks, rules, then math-verify.
+* `grader_pool.py`: `GraderPool`, time-bounded and memory-capped grading in worker processes.
+* `modes.py`: the mode from the first response token and the answer region of a response.
+* `grading.py`: correctness of whole responses (region, last box, grader).
+* `thinkless_reward.py`: the Thinkless reward table.
+
+Nothing here imports torch (grading workers import this package and must start fast).
+"""
 
 from megathink.rewards.boxed import extract_last_boxed
+from megathink.rewards.equivalence import MAX_ANSWER_CHARS, is_equivalent, precheck
+from megathink.rewards.grader_pool import GraderPool
+from megathink.rewards.grading import extract_answer, grade_response, grade_responses
+from megathink.rewards.modes import MODES, answer_region, detect_mode
+from megathink.rewards.normalize import strip_string
+from megathink.rewards.thinkless_reward import thinkless_reward, thinkless_rewards
 
-__all__ = ["extract_last_boxed"]
+__all__ = [
+    "MAX_ANSWER_CHARS",
+    "MODES",
+    "GraderPool",
+    "answer_region",
+    "detect_mode",
+    "extract_answer",
+    "extract_last_boxed",
+    "grade_response",
+    "grade_responses",
+    "is_equivalent",
+    "precheck",
+    "strip_string",
+    "thinkless_reward",
+    "thinkless_rewards",
+]
