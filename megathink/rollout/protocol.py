@@ -1,0 +1,41 @@
+"""`RolloutEngine`: what the RL loop needs from whatever samples responses.
+
+The local engine (the HF model in this process), the SGLang engine and the client of the local
+HTTP server all implement it, so `trainer` never knows which one it drives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol, Union, runtime_checkable
+
+import torch
+
+from megathink.rollout.types import RolloutRequest, Sample, SamplingParams
+
+if TYPE_CHECKING:
+    from megathink.models.protocol import PolicyBackend
+
+WeightSource = Union["PolicyBackend", Mapping[str, torch.Tensor]]
+"""The trained policy (a backend) or its weights (a state dict) to sync an engine from."""
+
+
+@runtime_checkable
+class RolloutEngine(Protocol):
+    """Samples responses from the current policy and reports which weights produced them."""
+
+    @property
+    def weight_version(self) -> int:
+        """Version of the weights the engine samples from: 0 at start, +1 per `sync_weights`."""
+        ...
+
+    def generate(self, requests: Sequence[RolloutRequest], params: SamplingParams) -> list[Sample]:
+        """`params.n` samples per request, grouped in request order (sample_index 0..n-1 each).
+
+        Deterministic: the same requests and `params.seed` give the same samples.
+        """
+        ...
+
+    def sync_weights(self, backend_or_state: WeightSource) -> int:
+        """Make the engine sample from these weights (a backend or its state dict); returns the new weight version."""
+        ...
