@@ -16,6 +16,7 @@ from megathink.config import (
     ModelConfig,
     OptimizerConfig,
     RunConfig,
+    SFTConfig,
     TrainerConfig,
 )
 from megathink.trainer.pipeline import run_pipeline
@@ -27,8 +28,8 @@ def main() -> None:
         output_dir=output_dir,
         model=ModelConfig(arch="qwen2", hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=4),
         data=DataConfig(levels=[1, 2, 3], toy_train_size=3000, toy_eval_per_level=50, max_seq_len=96),
-        trainer=TrainerConfig(max_steps=300, micro_batch_size=32, device="cpu", log_every=50),
-        optimizer=OptimizerConfig(lr=2e-3, min_lr=1e-4, weight_decay=0.0),
+        trainer=TrainerConfig(device="cpu", log_every=50),
+        sft=SFTConfig(max_steps=300, micro_batch_size=32, optimizer=OptimizerConfig(lr=2e-3, min_lr=1e-4)),
         eval=EvalConfig(max_new_tokens=64),
     )
     run_pipeline(cfg)

@@ -12,8 +12,10 @@ from megathink.config.model import ModelConfig
 from megathink.config.optimizer import OptimizerConfig
 from megathink.config.parallel import ParallelConfig
 from megathink.config.reward import RewardConfig
+from megathink.config.rl import RLConfig
 from megathink.config.rollout import RolloutConfig
 from megathink.config.run import RunConfig
+from megathink.config.sft import SFTConfig
 from megathink.config.tokenizer import TokenizerConfig
 from megathink.config.trainer import TrainerConfig
 from megathink.config.validation import ConfigError
@@ -28,9 +30,11 @@ __all__ = [
     "ModelConfig",
     "OptimizerConfig",
     "ParallelConfig",
+    "RLConfig",
     "RewardConfig",
     "RolloutConfig",
     "RunConfig",
+    "SFTConfig",
     "TokenizerConfig",
     "TrainerConfig",
 ]

@@ -13,15 +13,16 @@ from megathink.config.data import DataConfig
 from megathink.config.evaluation import EvalConfig
 from megathink.config.logger import LoggerConfig
 from megathink.config.model import ModelConfig
-from megathink.config.optimizer import OptimizerConfig
 from megathink.config.parallel import ParallelConfig
 from megathink.config.reward import RewardConfig
+from megathink.config.rl import RLConfig
 from megathink.config.rollout import RolloutConfig
+from megathink.config.sft import SFTConfig
 from megathink.config.tokenizer import TokenizerConfig
 from megathink.config.trainer import TrainerConfig
 from megathink.config.validation import ConfigError, check_choice, check_nonempty_str
 
-STAGES = ("sft",)
+STAGES = ("sft", "rl")
 
 
 @dataclass(kw_only=True)
@@ -30,7 +31,8 @@ class RunConfig:
     """Folder for checkpoints, metrics, the resolved config and the final HF model."""
 
     stages: list[str] = field(default_factory=lambda: ["sft"])
-    """Stages to run in order: 'sft' (Thinkless stage 1 warm-up)."""
+    """Stages to run in order: 'sft' (Thinkless stage 1 warm-up), 'rl' (GRPO / DeGRPO). RL
+    starts from the SFT stage's final model when both run, else from model.path."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     """The policy model."""
@@ -42,10 +44,13 @@ class RunConfig:
     """Prompt and SFT data."""
 
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    """Loop length, batch sizes, device, seed."""
+    """Device, seed, threads, logging cadence, time limit (shared by the stages)."""
 
-    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    """AdamW and the learning-rate schedule."""
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    """The SFT warm-up stage: steps, batch sizes, optimizer."""
+
+    rl: RLConfig = field(default_factory=RLConfig)
+    """The RL stage: rollout batch, updates per step, optimizer."""
 
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     """Sampling settings for RL rollouts."""
@@ -85,6 +90,20 @@ class RunConfig:
             raise ConfigError(
                 f"tokenizer.kind = 'toy_arithmetic' is invalid with model.path = {self.model.path!r}: "
                 "a pretrained model needs its own tokenizer; set tokenizer.kind=pretrained."
+            )
+        if len(set(self.stages)) != len(self.stages) or (
+            "rl" in self.stages and "sft" in self.stages and self.stages.index("rl") < self.stages.index("sft")
+        ):
+            raise ConfigError(f"stages = {self.stages!r} is invalid: each stage once, sft before rl.")
+        if "rl" in self.stages and self.algorithm.name == "adaptthink":
+            raise ConfigError(
+                "algorithm.name = 'adaptthink' is invalid for the rl stage: AdaptThink needs the reference "
+                "pre-sampling pass, which megathink does not have yet; use algorithm=degrpo or algorithm=grpo."
+            )
+        if "rl" in self.stages and self.data.source == "files" and not self.data.train_path:
+            raise ConfigError(
+                "data.train_path = None is invalid for the 'rl' stage with data.source='files': "
+                "give the RL prompt file (problem, answer[, level] per line)."
             )
         if "sft" in self.stages and self.data.source == "files" and not self.data.sft_path:
             raise ConfigError(

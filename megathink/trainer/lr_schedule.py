@@ -7,7 +7,7 @@ reaches exactly `min_lr` at the last step (`total_steps - 1`), as in the Thinkle
 (1e-5 cosine to 1e-6 with 5% warm-up).
 
 The scheduler built here holds a closure, so a checkpoint stores only its step counter and a
-resumed run recomputes the schedule from the config (raising `trainer.max_steps` on resume
+resumed run recomputes the schedule from the config (raising `sft.max_steps` / `rl.max_steps` on resume
 stretches the schedule instead of silently keeping the old one).
 """
 

@@ -11,7 +11,7 @@ a per-token mean loss over each optimizer step (see `sft_step.py`). It writes
     <out>/hf/                      final weights + tokenizer (checkpoint.save_hf)
 
 Departures from the authors' recipe: the run length is counted in optimizer steps
-(`trainer.max_steps`), not epochs, and `trainer.max_time_minutes` bounds the wall time of
+(`sft.max_steps`), not epochs, and `trainer.max_time_minutes` bounds the wall time of
 *this process* (a resumed run gets the budget again); a time stop still checkpoints, evaluates
 and exports like a normal end.
 """
@@ -107,10 +107,10 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
             f"all {dropped} SFT questions are longer than data.max_seq_len = {cfg.data.max_seq_len} tokens "
             "(prompt + answer): raise data.max_seq_len or shorten the answers."
         )
-    batches = SFTBatchIterator(pairs, cfg.trainer.micro_batch_size, cfg.data.seed, bundle.pad_id)
+    batches = SFTBatchIterator(pairs, cfg.sft.micro_batch_size, cfg.data.seed, bundle.pad_id)
     backend = build_hf_backend(cfg.model, bundle, device=cfg.trainer.device, seed=cfg.trainer.seed)
-    optimizer = build_adamw(backend.named_parameters(), cfg.optimizer)
-    scheduler = build_scheduler(optimizer, cfg.optimizer, cfg.trainer.max_steps)
+    optimizer = build_adamw(backend.named_parameters(), cfg.sft.optimizer)
+    scheduler = build_scheduler(optimizer, cfg.sft.optimizer, cfg.sft.max_steps)
 
     step, tokens_seen, elapsed_before = 0, 0, 0.0
     if resume_from is not None:
@@ -148,15 +148,15 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
     last_ckpt = resume_from if resume_from is not None and resume_from.parent == ckpt_root else None
     stopped_early = False
     progress = tqdm(
-        total=cfg.trainer.max_steps, initial=step, desc="sft", unit="step", file=sys.stderr,
+        total=cfg.sft.max_steps, initial=step, desc="sft", unit="step", file=sys.stderr,
         disable=not cfg.logger.progress_bar, dynamic_ncols=True,
         mininterval=0.5 if sys.stderr.isatty() else 30.0,  # a log file gets a line every 30 s
     )
     try:
-        while step < cfg.trainer.max_steps:
-            micro = [next(batches) for _ in range(cfg.trainer.grad_accum_steps)]
+        while step < cfg.sft.max_steps:
+            micro = [next(batches) for _ in range(cfg.sft.grad_accum_steps)]
             stats = sft_step(
-                backend, micro, optimizer, scheduler, grad_clip=cfg.optimizer.grad_clip, control=bundle.control
+                backend, micro, optimizer, scheduler, grad_clip=cfg.sft.optimizer.grad_clip, control=bundle.control
             )
             step += 1
             tokens_seen += stats.tokens
@@ -167,9 +167,9 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
                 metrics.log(step, window.metrics(step, tokens_seen, stats))
             if cfg.checkpoint.save_every and step % cfg.checkpoint.save_every == 0:
                 last_ckpt = checkpoint()
-            if cfg.trainer.eval_every and step % cfg.trainer.eval_every == 0 and step < cfg.trainer.max_steps:
+            if cfg.sft.eval_every and step % cfg.sft.eval_every == 0 and step < cfg.sft.max_steps:
                 evaluate(step_dir_name(step))
-            if deadline is not None and time.monotonic() >= deadline and step < cfg.trainer.max_steps:
+            if deadline is not None and time.monotonic() >= deadline and step < cfg.sft.max_steps:
                 stopped_early = True
                 log.info("trainer.max_time_minutes = %s reached at step %d", cfg.trainer.max_time_minutes, step)
                 break

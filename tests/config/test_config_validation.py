@@ -24,8 +24,10 @@ from megathink.config import (
     OptimizerConfig,
     ParallelConfig,
     RewardConfig,
+    RLConfig,
     RolloutConfig,
     RunConfig,
+    SFTConfig,
     TokenizerConfig,
     TrainerConfig,
 )
@@ -40,8 +42,10 @@ SECTIONS = [
     OptimizerConfig,
     ParallelConfig,
     RewardConfig,
+    RLConfig,
     RolloutConfig,
     RunConfig,
+    SFTConfig,
     TokenizerConfig,
     TrainerConfig,
 ]
@@ -87,16 +91,23 @@ BAD_VALUES = [
     (DataConfig, {"seed": -1}, "data.seed"),
     (DataConfig, {"max_seq_len": 4}, "data.max_seq_len"),
     (DataConfig, {"source": "files", "sft_path": None, "train_path": None}, "data.sft_path and data.train_path"),
-    (TrainerConfig, {"max_steps": 0}, "trainer.max_steps = 0 is invalid: must be an integer >= 1"),
     (TrainerConfig, {"max_time_minutes": -1.0}, "trainer.max_time_minutes"),
-    (TrainerConfig, {"micro_batch_size": 0}, "trainer.micro_batch_size"),
-    (TrainerConfig, {"grad_accum_steps": 0}, "trainer.grad_accum_steps"),
     (TrainerConfig, {"device": "tpu"}, "trainer.device"),
     (TrainerConfig, {"seed": -3}, "trainer.seed"),
     (TrainerConfig, {"num_threads": -1}, "trainer.num_threads"),
     (TrainerConfig, {"log_every": 0}, "trainer.log_every"),
-    (TrainerConfig, {"eval_every": -1}, "trainer.eval_every"),
-    (TrainerConfig, {"eval_every": 50, "max_steps": 10}, "larger than trainer.max_steps"),
+    (SFTConfig, {"max_steps": 0}, "sft.max_steps = 0 is invalid: must be an integer >= 1"),
+    (SFTConfig, {"micro_batch_size": 0}, "sft.micro_batch_size"),
+    (SFTConfig, {"grad_accum_steps": 0}, "sft.grad_accum_steps"),
+    (SFTConfig, {"eval_every": -1}, "sft.eval_every"),
+    (SFTConfig, {"eval_every": 50, "max_steps": 10}, "larger than sft.max_steps"),
+    (RLConfig, {"max_steps": 0}, "rl.max_steps"),
+    (RLConfig, {"prompts_per_step": 0}, "rl.prompts_per_step"),
+    (RLConfig, {"mini_batches": 0}, "rl.mini_batches"),
+    (RLConfig, {"mini_batches": 8, "prompts_per_step": 4}, "more than rl.prompts_per_step"),
+    (RLConfig, {"micro_batch_size": 0}, "rl.micro_batch_size"),
+    (RLConfig, {"eval_every": -2}, "rl.eval_every"),
+    (RLConfig, {"eval_every": 50, "max_steps": 10}, "larger than rl.max_steps"),
     (OptimizerConfig, {"lr": 0.0}, "optimizer.lr"),
     (OptimizerConfig, {"lr": 2.0}, "optimizer.lr = 2.0"),
     (OptimizerConfig, {"min_lr": -1e-6}, "optimizer.min_lr"),
@@ -144,12 +155,29 @@ BAD_VALUES = [
     (CheckpointConfig, {"keep_last": -1}, "checkpoint.keep_last"),
     (CheckpointConfig, {"resume": ""}, "checkpoint.resume"),
     (LoggerConfig, {"wandb_mode": "on"}, "logger.wandb_mode"),
+    (LoggerConfig, {"wandb_project": ""}, "logger.wandb_project"),
+    (LoggerConfig, {"wandb_run_name": ""}, "logger.wandb_run_name"),
+    (LoggerConfig, {"tensorboard": "yes"}, "logger.tensorboard = 'yes'"),
     (EvalConfig, {"max_new_tokens": 0}, "eval.max_new_tokens"),
     (EvalConfig, {"temperature": 11.0}, "eval.temperature"),
     (EvalConfig, {"batch_size": 0}, "eval.batch_size"),
+    (EvalConfig, {"top_p": 0.0}, "eval.top_p = 0.0"),
+    (EvalConfig, {"model_dir": ""}, "eval.model_dir"),
+    (EvalConfig, {"datasets": ["gsm8k.csv"]}, "eval.datasets[*] = 'gsm8k.csv'"),
+    (EvalConfig, {"datasets": ["a/test.jsonl", "b/test.parquet"]}, "share the name 'test'"),
+    (EvalConfig, {"seeds": []}, "eval.seeds = []"),
+    (EvalConfig, {"seeds": [-1]}, "eval.seeds[*] = -1"),
+    (EvalConfig, {"seeds": [0, 0]}, "must not repeat"),
     (RunConfig, {"output_dir": ""}, "output_dir"),
     (RunConfig, {"stages": []}, "stages = []"),
     (RunConfig, {"stages": ["pretrain"]}, "stages[*] = 'pretrain'"),
+    (RunConfig, {"stages": ["rl", "sft"]}, "sft before rl"),
+    (RunConfig, {"stages": ["rl"], "algorithm": AlgorithmConfig(name="adaptthink")}, "algorithm.name = 'adaptthink'"),
+    (
+        RunConfig,
+        {"stages": ["rl"], "data": DataConfig(source="files", sft_path="s.jsonl")},
+        "data.train_path = None",
+    ),
     (RunConfig, {"tokenizer": TokenizerConfig(kind="pretrained")}, "tokenizer.path = None"),
     (RunConfig, {"model": ModelConfig(path="ckpt")}, "tokenizer.kind = 'toy_arithmetic'"),
     (RunConfig, {"data": DataConfig(source="files", train_path="p.jsonl")}, "data.sft_path = None"),
@@ -179,10 +207,8 @@ def _checked_fields(cls) -> set[str]:
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
             found.add(node.attr)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
-            found.add(node.value)  # fields checked through getattr(self, name)
-        if isinstance(node, ast.Tuple):
-            found.update(e.value for e in node.elts if isinstance(e, ast.Constant) and e.value in names)
+        if isinstance(node, ast.For) and isinstance(node.iter, ast.Tuple):  # for name in ("tp", "pp"): getattr
+            found.update(e.value for e in node.iter.elts if isinstance(e, ast.Constant) and e.value in names)
     return found & names
 
 
@@ -218,5 +244,5 @@ def test_pretrained_tokenizer_defaults_to_model_path():
 
 
 def test_bool_is_not_accepted_as_int():
-    with pytest.raises(ConfigError, match="trainer.max_steps = True"):
-        TrainerConfig(max_steps=True)
+    with pytest.raises(ConfigError, match="sft.max_steps = True"):
+        SFTConfig(max_steps=True)

@@ -49,14 +49,19 @@ def _all_options():
 @pytest.mark.parametrize("group, option", _all_options())
 def test_every_group_option_composes(group, option):
     extra = NEEDS_PATH.get((group, option), []) + NEEDS_PARTNER.get((group, option), [])
-    cfg = _compose("train", [f"{group}={option}", *extra])
+    targets = [f"{group}@sft.{group}", f"{group}@rl.{group}"] if group == "optimizer" else [group]
+    for target in targets:
+        cfg = _compose("train", [f"{target}={option}", *extra])
     assert isinstance(cfg, RunConfig)
 
 
-def test_thinkless_sft_recipe_is_the_papers():
-    cfg = _compose("train", ["optimizer=thinkless_sft"])
-    assert (cfg.optimizer.lr, cfg.optimizer.min_lr, cfg.optimizer.warmup_ratio) == (1e-5, 1e-6, 0.05)
-    assert cfg.optimizer.betas == [0.9, 0.95] and cfg.optimizer.weight_decay == 0.1
+def test_default_recipes_are_the_papers():
+    cfg = _compose("train", [])
+    sft, rl = cfg.sft.optimizer, cfg.rl.optimizer
+    assert (sft.lr, sft.min_lr, sft.warmup_ratio, sft.schedule) == (1e-5, 1e-6, 0.05, "cosine")
+    assert sft.betas == [0.9, 0.95] and sft.weight_decay == 0.1 and sft.grad_clip == 1.0
+    assert (rl.lr, rl.schedule, rl.weight_decay) == (1e-6, "constant", 0.01)
+    assert (cfg.rl.prompts_per_step, cfg.rollout.n_samples, cfg.rl.mini_batches) == (128, 8, 2)
 
 
 def test_override_typo_fails_with_the_key():
@@ -73,7 +78,7 @@ def test_override_of_wrong_type_fails():
 
 def test_out_of_range_override_names_field():
     with pytest.raises(ConfigError, match="optimizer.lr = 5.0"):
-        _compose("train", ["optimizer.lr=5.0"])
+        _compose("train", ["sft.optimizer.lr=5.0"])
 
 
 def test_typo_inside_a_group_file_fails(tmp_path):

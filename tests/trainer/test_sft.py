@@ -17,6 +17,7 @@ from megathink.config import (
     ModelConfig,
     OptimizerConfig,
     RunConfig,
+    SFTConfig,
     TrainerConfig,
 )
 from megathink.trainer.checkpoint import list_checkpoints
@@ -28,8 +29,12 @@ def _cfg(out: Path, *, steps: int = 40, eval_per_level: int = 0, **overrides: ob
         output_dir=str(out),
         model=ModelConfig(hidden_size=64, num_layers=1, num_heads=4, num_kv_heads=2, intermediate_size=128),
         data=DataConfig(levels=[1, 2], toy_train_size=96, toy_eval_per_level=eval_per_level, max_seq_len=64),
-        trainer=TrainerConfig(max_steps=steps, micro_batch_size=8, log_every=1, device="cpu", num_threads=1),
-        optimizer=OptimizerConfig(lr=3e-3, min_lr=3e-4, warmup_ratio=0.05, weight_decay=0.01),
+        trainer=TrainerConfig(log_every=1, device="cpu", num_threads=1),
+        sft=SFTConfig(
+            max_steps=steps,
+            micro_batch_size=8,
+            optimizer=OptimizerConfig(lr=3e-3, min_lr=3e-4, warmup_ratio=0.05, weight_decay=0.01),
+        ),
         checkpoint=CheckpointConfig(save_every=20, keep_last=2, save_hf=False),
         eval=EvalConfig(max_new_tokens=24, batch_size=64),
         logger=LoggerConfig(progress_bar=False, console=False),
@@ -117,7 +122,7 @@ def test_resume_never_refuses_and_keeps_everything(tmp_path: Path) -> None:
 
 def test_max_time_stops_early_with_a_checkpoint(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    cfg = _cfg(out, steps=40, trainer=TrainerConfig(max_steps=40, micro_batch_size=8, device="cpu", num_threads=1, max_time_minutes=1e-5))
+    cfg = _cfg(out, steps=40, trainer=TrainerConfig(device="cpu", num_threads=1, max_time_minutes=1e-5))
     result = run_sft(cfg, out)
     assert result.stopped_early and result.final_step == 1
     assert [p.name for p in list_checkpoints(out / "checkpoints")] == ["step_00000001"]

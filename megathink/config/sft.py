@@ -1,0 +1,38 @@
+"""The SFT warm-up stage (Thinkless stage 1): length, batch sizes and its optimizer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from megathink.config.optimizer import OptimizerConfig
+from megathink.config.validation import ConfigError, check_int
+
+
+@dataclass(kw_only=True)
+class SFTConfig:
+    max_steps: int = 1000
+    """Optimizer steps to run (the learning-rate schedule spans exactly this many)."""
+
+    micro_batch_size: int = 16
+    """Questions per micro-batch; each contributes its long AND its short answer, so a
+    micro-batch holds twice as many sequences."""
+
+    grad_accum_steps: int = 1
+    """Micro-batches accumulated into one optimizer step."""
+
+    eval_every: int = 0
+    """Run the forced-mode evaluation every this many steps; 0 evaluates only at the end."""
+
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    """AdamW and the schedule of this stage (defaults: the Thinkless 1.5B SFT recipe)."""
+
+    def __post_init__(self) -> None:
+        check_int("sft.max_steps", self.max_steps, low=1)
+        check_int("sft.micro_batch_size", self.micro_batch_size, low=1)
+        check_int("sft.grad_accum_steps", self.grad_accum_steps, low=1)
+        check_int("sft.eval_every", self.eval_every, low=0)
+        if self.eval_every > self.max_steps:
+            raise ConfigError(
+                f"sft.eval_every = {self.eval_every} is invalid: larger than sft.max_steps "
+                f"({self.max_steps}); use 0 to evaluate only at the end."
+            )
