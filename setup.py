@@ -35,14 +35,16 @@ setup(
         "numpy>=1.26",
         "tqdm>=4.66",
         "math-verify[antlr4_9_3]>=0.9,<0.10",
+        "matplotlib>=3.8",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3"],
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "tensorboard>=2.15"],
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "tensorboard>=2.15"],
         "megatron": ["megatron-core>=0.16", "psutil>=5.9"],
         "gpu": ["transformer-engine[pytorch]>=2.0", "sglang>=0.5"],
         "dali": ["nvidia-dali-cuda120>=1.40"],
         "wandb": ["wandb>=0.18"],
+        "tensorboard": ["tensorboard>=2.15"],
     },
     entry_points={"console_scripts": ["megathink=megathink.launch.cli:main"]},
 )

@@ -1,13 +1,18 @@
-"""Where metrics go: console, a jsonl file (always), optionally wandb and a progress bar."""
+"""Where metrics go: console, a jsonl file (always), TensorBoard, optionally wandb, a progress bar.
+
+wandb stays off unless asked for: `wandb_mode` unset means "offline" when a `wandb_project` is
+named and "disabled" otherwise; `resolved_wandb_mode` gives the mode the run will use.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional
 
-from megathink.config.validation import check_choice
+from megathink.config.validation import check_choice, check_nonempty_str, fail
 
 WANDB_MODES = ("disabled", "offline", "online")
+DEFAULT_WANDB_PROJECT = "megathink"
 
 
 @dataclass(kw_only=True)
@@ -18,14 +23,37 @@ class LoggerConfig:
     progress_bar: bool = True
     """Show a progress bar with ETA on long loops (written to stderr)."""
 
-    wandb_mode: str = "disabled"
-    """'disabled', 'offline' (no network or key needed) or 'online'."""
+    tensorboard: bool = True
+    """Also write every scalar metric to `<stage>/tensorboard/` (needs `pip install tensorboard`)."""
 
-    wandb_project: str = "megathink"
-    """wandb project name."""
+    wandb_mode: Optional[str] = None
+    """'disabled', 'offline' (no network or key needed) or 'online'; unset (null): 'offline' when
+    wandb_project is set, else 'disabled'. The mode is always passed to wandb.init explicitly, so
+    the WANDB_MODE environment variable never decides it."""
+
+    wandb_project: Optional[str] = None
+    """wandb project name; setting it alone turns wandb on in offline mode. Unset: 'megathink'."""
 
     wandb_run_name: Optional[str] = None
     """wandb run name; defaults to the output directory's name."""
 
     def __post_init__(self) -> None:
-        check_choice("logger.wandb_mode", self.wandb_mode, WANDB_MODES)
+        if self.wandb_mode is not None:
+            check_choice("logger.wandb_mode", self.wandb_mode, WANDB_MODES)
+        if self.wandb_project is not None:
+            check_nonempty_str("logger.wandb_project", self.wandb_project)
+        if self.wandb_run_name is not None:
+            check_nonempty_str("logger.wandb_run_name", self.wandb_run_name)
+        if not isinstance(self.tensorboard, bool):
+            fail("logger.tensorboard", self.tensorboard, "must be true or false")
+
+    @property
+    def resolved_wandb_mode(self) -> str:
+        """The wandb mode this run uses: the explicit one, else offline iff a project is named."""
+        if self.wandb_mode is not None:
+            return self.wandb_mode
+        return "offline" if self.wandb_project is not None else "disabled"
+
+    @property
+    def resolved_wandb_project(self) -> str:
+        return self.wandb_project if self.wandb_project is not None else DEFAULT_WANDB_PROJECT
