@@ -28,8 +28,12 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
+# The demo's folder is fixed: a second `make demo` resumes (and re-evaluates) the finished run;
+# `rm -rf outputs/demo` first for a fresh one.
+DEMO_DIR ?= outputs/demo
+
 demo: install
-	$(VENV)/bin/megathink train experiment=toy_demo $(DEMO_ARGS)
+	$(VENV)/bin/megathink train experiment=toy_demo hydra.run.dir=$(DEMO_DIR) $(DEMO_ARGS)
 
 test: install-test
 	$(PY) -m pytest

@@ -1,10 +1,20 @@
-"""Held-out evaluation: each mode forced in turn, per difficulty level."""
+"""Held-out evaluation: the forced-mode table during SFT and the policy evaluation (`megathink eval`).
+
+The sampling fields (`max_new_tokens`, `temperature`, `batch_size`) serve both; `top_p`,
+`model_dir`, `datasets` and `seeds` are read by the policy evaluation only, where the policy
+picks its own mode (ALGORITHMS.md section 3: accuracy, length and think ratio per dataset and
+difficulty level, over several seeds).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
+from typing import Optional
 
-from megathink.config.validation import check_float, check_int
+from megathink.config.validation import ConfigError, check_float, check_int, fail
+
+DATASET_EXTENSIONS = (".jsonl", ".parquet")
 
 
 @dataclass(kw_only=True)
@@ -15,10 +25,49 @@ class EvalConfig:
     temperature: float = 0.0
     """Evaluation sampling temperature; 0 is greedy."""
 
+    top_p: float = 1.0
+    """Nucleus mass in (0, 1] for the policy evaluation's sampling; 1 is off."""
+
     batch_size: int = 256
     """Sequences generated together."""
+
+    model_dir: Optional[str] = None
+    """Policy to evaluate with `megathink eval`: a HF model directory (e.g. `<run>/sft/hf`) or a
+    step checkpoint directory (`<stage>/checkpoints/step_XXXXXXXX`, whose stage folder holds
+    `resolved_config.yaml`)."""
+
+    datasets: list[str] = field(default_factory=list)
+    """Prompt files (.jsonl/.parquet: problem, answer[, level]) for `megathink eval`; each is
+    reported under its file stem. Empty: the toy eval split (data.source=toy) or data.eval_path."""
+
+    seeds: list[int] = field(default_factory=lambda: [0])
+    """Sampling seeds of `megathink eval`: each seed draws one response per prompt."""
 
     def __post_init__(self) -> None:
         check_int("eval.max_new_tokens", self.max_new_tokens, low=1)
         check_float("eval.temperature", self.temperature, low=0.0, high=10.0)
+        check_float("eval.top_p", self.top_p, low=0.0, high=1.0, low_inclusive=False)
         check_int("eval.batch_size", self.batch_size, low=1)
+        if self.model_dir is not None and (not isinstance(self.model_dir, str) or not self.model_dir):
+            fail("eval.model_dir", self.model_dir, "must be a directory path or null")
+        for path in self.datasets:
+            if not isinstance(path, str) or not path.lower().endswith(DATASET_EXTENSIONS):
+                fail("eval.datasets[*]", path, "must be a .jsonl or .parquet prompt file")
+        stems = [dataset_name(path) for path in self.datasets]
+        repeated = sorted({stem for stem in stems if stems.count(stem) > 1})
+        if repeated:
+            fail(
+                "eval.datasets", list(self.datasets),
+                f"two files share the name {repeated[0]!r} (a dataset is named by its file stem)",
+            )
+        if not self.seeds:
+            raise ConfigError("eval.seeds = [] is invalid: list at least one seed, e.g. [0] or [0,1,2].")
+        for seed in self.seeds:
+            check_int("eval.seeds[*]", seed, low=0)
+        if len(set(self.seeds)) != len(self.seeds):
+            fail("eval.seeds", list(self.seeds), "seeds must not repeat (a repeated seed repeats its samples)")
+
+
+def dataset_name(path: str) -> str:
+    """The name a prompt file is reported under: its file name without folder and extension."""
+    return os.path.splitext(os.path.basename(path))[0]

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from megathink.config import RunConfig
 from megathink.errors import MegathinkError
+from megathink.launch.eval_command import SUMMARY as EVAL_SUMMARY, run_eval_command
 from megathink.launch.schema import register_schema, to_run_config
 
 CONFIG_PACKAGE = "megathink.hydra_conf"
@@ -43,7 +44,20 @@ def _run_sft(cfg: RunConfig) -> object:
 COMMANDS: dict[str, Command] = {
     "train": Command("run the configured pipeline stages (the main job; `stages=[...]`)", _run_train),
     "sft": Command("Thinkless stage 1: SFT warm-up on both answer forms", _run_sft),
+    "eval": Command(EVAL_SUMMARY, run_eval_command),
 }
+
+
+def _run_plot(argv: list[str]) -> int:
+    from megathink.launch.plot_command import main as plot_main
+
+    return plot_main(argv)
+
+
+PLAIN_COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
+    "plot": ("RUN_DIR [--out DIR]: PNG figures of a run (think ratio per level, before/after RL, losses)", _run_plot),
+}
+"""Commands that parse their own arguments (argparse), not Hydra overrides: (summary, run(argv) -> status)."""
 
 
 def config_groups() -> list[str]:
@@ -59,14 +73,16 @@ def group_options(group: str) -> list[str]:
 
 def usage() -> str:
     lines = ["usage: megathink <command> [overrides...] [-m] [--help]", "", "commands:"]
-    width = max(len(name) for name in COMMANDS)
+    width = max(len(name) for name in [*COMMANDS, *PLAIN_COMMANDS])
     lines += [f"  {name.ljust(width)}  {cmd.summary}" for name, cmd in COMMANDS.items()]
+    lines += [f"  {name.ljust(width)}  {summary}" for name, (summary, _) in PLAIN_COMMANDS.items()]
     lines += ["", "config groups (pick one with group=option, e.g. experiment=toy_demo):"]
     for group in config_groups():
         lines.append(f"  {group}: {', '.join(group_options(group))}")
     lines += [
         "",
-        "overrides: any field as section.field=value, e.g. trainer.max_steps=100 optimizer.lr=3e-4",
+        "overrides: any field as section.field=value, e.g. sft.max_steps=100 sft.optimizer.lr=3e-4",
+        "options:   group=option; the optimizer group sits under each stage: optimizer@rl.optimizer=thinkless_rl",
         "sweeps:    megathink train -m algorithm.alpha=1e-3,1e-2 reward.gamma=0.5,0.8",
         "more:      megathink <command> --help   (groups and the full default config)",
     ]
@@ -90,9 +106,12 @@ def main(argv: list[str] | None = None) -> None:
         print(usage())
         return
     name = argv[0]
+    if name in PLAIN_COMMANDS:
+        sys.exit(PLAIN_COMMANDS[name][1](argv[1:]))
     command = COMMANDS.get(name)
     if command is None:
-        print(f"megathink: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}\n", file=sys.stderr)
+        known = ", ".join([*COMMANDS, *PLAIN_COMMANDS])
+        print(f"megathink: unknown command {name!r}; choose one of: {known}\n", file=sys.stderr)
         print(usage(), file=sys.stderr)
         sys.exit(2)
     register_schema()

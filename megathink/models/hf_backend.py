@@ -25,14 +25,14 @@ import shutil
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
 from megathink.errors import ConfigError, ExistingOutputError, MissingPathError
 from megathink.config.model import ModelConfig
 from megathink.data.types import TokenizerBundle
-from megathink.kernels import token_logprobs
+from megathink.kernels import token_entropy, token_logprobs
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,13 @@ class HFBackend:
 
         Column 0, padded positions and the first real token of each row are 0.
         """
+        return self.logprobs_and_entropy(input_ids, attention_mask, temperature=temperature, entropy=False)[0]
+
+    def logprobs_and_entropy(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, temperature: float = 1.0, entropy: bool = True
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """`logprobs` plus, when asked, the entropy [B, T] of the distribution that scored each
+        token (aligned the same way: column t is the entropy at position t-1; 0 where unscored)."""
         input_ids = input_ids.to(self.device)
         attention_mask = attention_mask.to(self.device)
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # [B, T]
@@ -66,9 +73,14 @@ class HFBackend:
         # Token t is scored only when it and the position predicting it (t-1) are both real, so
         # the first real token of a left-padded row gets 0 like column 0 does.
         real = attention_mask != 0  # [B, T]
-        targets = input_ids[:, 1:].masked_fill(~(real[:, 1:] & real[:, :-1]), -1)  # [B, T-1]
+        scored_mask = real[:, 1:] & real[:, :-1]  # [B, T-1]
+        targets = input_ids[:, 1:].masked_fill(~scored_mask, -1)  # [B, T-1]
         scored = token_logprobs(logits[:, :-1], targets, temperature=temperature)  # [B, T-1]
-        return torch.nn.functional.pad(scored, (1, 0))  # [B, T]
+        logp = torch.nn.functional.pad(scored, (1, 0))  # [B, T]
+        if not entropy:
+            return logp, None
+        ent = token_entropy(logits[:, :-1], temperature=temperature) * scored_mask  # [B, T-1]
+        return logp, torch.nn.functional.pad(ent, (1, 0))
 
     def parameters(self) -> Iterator[torch.nn.Parameter]:
         return (p for p in self.model.parameters() if p.requires_grad)

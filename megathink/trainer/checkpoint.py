@@ -16,6 +16,7 @@ a `step_*` name; `latest_checkpoint` only ever looks at complete `step_*` direct
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -29,6 +30,8 @@ from safetensors.torch import load_model, save_model
 from megathink.errors import ExistingOutputError, MissingPathError
 from megathink.config.checkpoint import CheckpointConfig
 from megathink.trainer.rng import capture_rng_state, restore_rng_state
+
+log = logging.getLogger(__name__)
 
 CHECKPOINTS_DIR = "checkpoints"
 TRAINER_STATE = "trainer_state.json"
@@ -131,6 +134,38 @@ def load_checkpoint(
     data_state = json.loads((path / "data_state.json").read_text(encoding="utf-8"))
     trainer_state = json.loads((path / TRAINER_STATE).read_text(encoding="utf-8"))
     return LoadedCheckpoint(path=path, data_state=data_state, trainer_state=trainer_state)
+
+
+def restore_checkpoint(
+    resume_from: Optional[Path],
+    root: Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> Optional[LoadedCheckpoint]:
+    """Load `resume_from` (from `resolve_resume`); None starts fresh.
+
+    When it is one of this run's own step checkpoints (`checkpoint.resume=auto`) and cannot be
+    read (a truncated file, a disk error), the failure is reported and the next older
+    checkpoint is tried; an explicit path given by the user is never silently replaced.
+    """
+    if resume_from is None:
+        return None
+    own = Path(resume_from).parent == Path(root)
+    candidates = [c for c in reversed(list_checkpoints(root)) if c.name <= Path(resume_from).name] if own else []
+    candidates = candidates or [Path(resume_from)]
+    for index, path in enumerate(candidates):
+        try:
+            return load_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler)
+        except Exception as err:  # noqa: BLE001 - any unreadable file means "try the previous one"
+            if index == len(candidates) - 1:
+                raise
+            log.warning(
+                "checkpoint %s is unreadable (%s: %s); resuming from the previous one, %s",
+                path, type(err).__name__, err, candidates[index + 1].name,
+            )
+    return None
 
 
 def resolve_resume(cfg: CheckpointConfig, root: Path) -> Optional[Path]:

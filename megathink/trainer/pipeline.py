@@ -1,24 +1,37 @@
 """Runs the configured stages in order, each in its own sub-folder of the output directory.
 
-`<output_dir>/sft/` holds the SFT stage (checkpoints, metrics, eval tables, the final HF
-model in `hf/`). Later stages start from the previous stage's `hf/` model.
+`<output_dir>/sft/` holds the SFT stage and `<output_dir>/rl/` the RL stage (checkpoints,
+metrics, evaluations, the final HF model in `hf/`). RL starts from the SFT stage's `hf/`
+model when both run (`checkpoint.save_hf` must then be on), else from `model.path`. The RL
+stage's `summary.json` is also copied to `<output_dir>/summary.json`.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from megathink.config import RunConfig
+from megathink.errors import ConfigError
 
 
 def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
     """Run every stage in `cfg.stages`; returns each stage's result by name."""
-    from megathink.trainer.sft import run_sft
-
     out = Path(cfg.output_dir)
     results: dict[str, Any] = {}
+    if "sft" in cfg.stages and "rl" in cfg.stages and not cfg.checkpoint.save_hf:
+        raise ConfigError("checkpoint.save_hf = False is invalid with stages [sft, rl]: RL starts from sft/hf.")
     for stage in cfg.stages:
         if stage == "sft":
+            from megathink.trainer.sft import run_sft
+
             results[stage] = run_sft(cfg, out / "sft")
+        elif stage == "rl":
+            from megathink.trainer.rl import run_rl
+
+            init_dir = out / "sft" / "hf" if "sft" in cfg.stages else None
+            result = run_rl(cfg, out / "rl", init_dir=init_dir)
+            (out / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n", encoding="utf-8")
+            results[stage] = result
     return results

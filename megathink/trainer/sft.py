@@ -47,7 +47,7 @@ from megathink.evaluation.graders import Verifier, grade_boxed
 from megathink.models.hf_backend import build_hf_backend
 from megathink.trainer.checkpoint import (
     checkpoint_root,
-    load_checkpoint,
+    restore_checkpoint,
     resolve_resume,
     save_checkpoint,
     step_dir_name,
@@ -114,7 +114,10 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
 
     step, tokens_seen, elapsed_before = 0, 0, 0.0
     if resume_from is not None:
-        loaded = load_checkpoint(resume_from, model=backend.model, optimizer=optimizer, scheduler=scheduler)
+        loaded = restore_checkpoint(
+            resume_from, ckpt_root, model=backend.model, optimizer=optimizer, scheduler=scheduler
+        )
+        resume_from = loaded.path
         batches.load_state_dict(loaded.data_state)
         step = int(loaded.trainer_state["step"])
         tokens_seen = int(loaded.trainer_state.get("tokens_seen", 0))

@@ -29,7 +29,7 @@ def test_command_help_lists_config_groups(tmp_path):
     result = megathink("sft", "--help", cwd=tmp_path)
     assert result.returncode == 0
     assert "== Configuration groups ==" in result.stdout
-    assert "optimizer: thinkless_sft, toy_sft" in result.stdout
+    assert "optimizer: thinkless_rl, thinkless_sft, toy_rl, toy_sft" in result.stdout
 
 
 def test_unknown_command_exits_2(tmp_path):
@@ -39,7 +39,7 @@ def test_unknown_command_exits_2(tmp_path):
 
 
 def test_out_of_range_value_exits_2_naming_the_field(tmp_path):
-    result = megathink("sft", "experiment=toy_smoke", "optimizer.warmup_ratio=1.5", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    result = megathink("sft", "experiment=toy_smoke", "sft.optimizer.warmup_ratio=1.5", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
     assert result.returncode == 2
     assert "optimizer.warmup_ratio = 1.5 is invalid" in result.stderr
     assert "Traceback" not in result.stderr

@@ -1,0 +1,89 @@
+"""From graded rollout samples to the tensors the RL update consumes.
+
+Prompts are left-padded and responses right-padded around one shared boundary column P, so
+every row's response starts at column P: `input_ids [B, P + T]`, and the response-aligned
+tensors the losses take (`logp[:, P:]`, `response_mask [B, T]`) have column 0 = the first
+generated token (the control token in Thinkless). Rollout log-probs from the engine are laid
+out the same way so the trainer can log how far its own recomputation is from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from megathink.rollout.types import Sample
+
+
+@dataclass
+class RLBatch:
+    """One rollout batch, padded. B sequences, P prompt columns, T response columns."""
+
+    input_ids: torch.Tensor  # [B, P + T] long
+    attention_mask: torch.Tensor  # [B, P + T] long
+    response_mask: torch.Tensor  # [B, T] float, 1 on response tokens
+    rollout_logp: torch.Tensor  # [B, T] float32, the engine's log-probs (0 on padding)
+    advantages: torch.Tensor  # [B] float32
+    group_ids: torch.Tensor  # [B] long
+    prompt_len: int  # P
+
+    @property
+    def size(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    def select(self, rows: torch.Tensor) -> "RLBatch":
+        """The sub-batch of `rows` (a [b] long index), keeping the shared boundary P."""
+        return RLBatch(
+            input_ids=self.input_ids[rows],
+            attention_mask=self.attention_mask[rows],
+            response_mask=self.response_mask[rows],
+            rollout_logp=self.rollout_logp[rows],
+            advantages=self.advantages[rows],
+            group_ids=self.group_ids[rows],
+            prompt_len=self.prompt_len,
+        )
+
+
+def build_rl_batch(samples: Sequence[Sample], advantages: torch.Tensor, *, pad_id: int) -> RLBatch:
+    """Pad `samples` (prompt left, response right) into an `RLBatch` with `advantages` [B]."""
+    if not samples:
+        raise ValueError("build_rl_batch: no samples.")
+    prompt_len = max(len(s.prompt_ids) for s in samples)
+    resp_len = max(max(len(s.response_ids) for s in samples), 1)
+    batch = len(samples)
+    input_ids = torch.full((batch, prompt_len + resp_len), pad_id, dtype=torch.long)
+    attention = torch.zeros((batch, prompt_len + resp_len), dtype=torch.long)
+    response_mask = torch.zeros((batch, resp_len), dtype=torch.float32)
+    rollout_logp = torch.zeros((batch, resp_len), dtype=torch.float32)
+    for row, sample in enumerate(samples):
+        p, r = len(sample.prompt_ids), len(sample.response_ids)
+        input_ids[row, prompt_len - p : prompt_len] = torch.tensor(sample.prompt_ids, dtype=torch.long)
+        attention[row, prompt_len - p : prompt_len + r] = 1
+        if r:
+            input_ids[row, prompt_len : prompt_len + r] = torch.tensor(sample.response_ids, dtype=torch.long)
+            response_mask[row, :r] = 1.0
+            rollout_logp[row, :r] = torch.tensor(sample.logprobs, dtype=torch.float32)
+    return RLBatch(
+        input_ids=input_ids,
+        attention_mask=attention,
+        response_mask=response_mask,
+        rollout_logp=rollout_logp,
+        advantages=advantages.to(torch.float32),
+        group_ids=torch.tensor([s.group_id for s in samples], dtype=torch.long),
+        prompt_len=prompt_len,
+    )
+
+
+def split_by_groups(batch: RLBatch, parts: int) -> list[torch.Tensor]:
+    """Row indices of `parts` mini-batches holding whole groups, in group order."""
+    groups = torch.unique(batch.group_ids)
+    chunks = torch.tensor_split(groups, min(parts, len(groups)))
+    return [torch.nonzero(torch.isin(batch.group_ids, chunk)).flatten() for chunk in chunks if len(chunk)]
+
+
+def nonzero_advantage_rows(batch: RLBatch) -> torch.Tensor:
+    """Rows of groups with at least one non-zero advantage (for rl.filter_zero_advantage)."""
+    keep_groups = torch.unique(batch.group_ids[batch.advantages != 0])
+    return torch.nonzero(torch.isin(batch.group_ids, keep_groups)).flatten()

@@ -1,0 +1,101 @@
+"""The policy update of one RL step: mini-batches over a graded rollout batch.
+
+`score_batch` recomputes log-probs under a model without gradients (the old policy right
+after the rollout, or the frozen reference), at the rollout temperature. `rl_update` splits
+the batch into `rl.mini_batches` parts that keep whole groups together and takes one
+optimizer step per part, accumulating gradients over micro-batches of `rl.micro_batch_size`
+sequences; the loss is the shared `megathink.algorithms` function for `algorithm.name`.
+
+Departure: each micro-batch's loss is normalised inside the loss function and weighted by
+its share of the mini-batch's sequences (as verl does), so with several micro-batches the
+token-mean denominators are per micro-batch rather than per mini-batch.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from typing import Callable, Optional
+
+import torch
+
+from megathink.algorithms import degrpo_loss, grpo_loss
+from megathink.config.algorithm import AlgorithmConfig
+from megathink.config.rl import RLConfig
+from megathink.models.protocol import PolicyBackend
+from megathink.trainer.optim import clip_gradients
+from megathink.trainer.rl_batch import RLBatch, split_by_groups
+
+LossFn = Callable[..., tuple[torch.Tensor, dict[str, float]]]
+
+
+def policy_loss_fn(cfg: AlgorithmConfig) -> LossFn:
+    """The configured loss with its coefficients bound: f(logp, old_logp, adv, mask, ref_logp=, entropy=)."""
+    common = dict(clip_eps=cfg.clip_eps, kl_coef=cfg.kl_coef, kl_estimator=cfg.kl_estimator, entropy_coef=cfg.entropy_coef)
+    if cfg.name == "degrpo":
+        return functools.partial(degrpo_loss, alpha=cfg.alpha, response_norm=cfg.response_norm, **common)
+    if cfg.name == "grpo":
+        return functools.partial(grpo_loss, agg=cfg.agg, **common)
+    raise ValueError(f"algorithm.name = {cfg.name!r} has no RL update here; use 'degrpo' or 'grpo'.")
+
+
+@torch.no_grad()
+def score_batch(
+    model_backend: PolicyBackend, batch: RLBatch, *, temperature: float, micro_batch_size: int
+) -> torch.Tensor:
+    """Response-aligned log-probs [B, T] of the batch under `model_backend`, no gradients."""
+    parts = []
+    for rows in torch.arange(batch.size).split(micro_batch_size):
+        logp = model_backend.logprobs(batch.input_ids[rows], batch.attention_mask[rows], temperature=temperature)
+        parts.append(logp[:, batch.prompt_len :].float().cpu())
+    return torch.cat(parts) * batch.response_mask
+
+
+def rl_update(
+    backend: PolicyBackend,
+    batch: RLBatch,
+    old_logp: torch.Tensor,
+    ref_logp: Optional[torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    *,
+    algorithm: AlgorithmConfig,
+    rl: RLConfig,
+    temperature: float,
+) -> dict[str, float]:
+    """Take `rl.mini_batches` optimizer steps over `batch`; returns metrics averaged over them.
+
+    old_logp, ref_logp: [B, T] response-aligned, from `score_batch`.
+    """
+    loss_fn = policy_loss_fn(algorithm)
+    want_entropy = algorithm.entropy_coef > 0
+    totals: dict[str, float] = defaultdict(float)
+    steps = 0
+    backend.train(True)
+    for rows in split_by_groups(batch, rl.mini_batches):
+        optimizer.zero_grad(set_to_none=True)
+        mini = batch.select(rows)
+        mini_old, mini_ref = old_logp[rows], None if ref_logp is None else ref_logp[rows]
+        for micro in torch.arange(mini.size).split(rl.micro_batch_size):
+            weight = len(micro) / mini.size
+            logp, entropy = backend.logprobs_and_entropy(
+                mini.input_ids[micro], mini.attention_mask[micro], temperature=temperature, entropy=want_entropy
+            )
+            device = logp.device
+            loss, metrics = loss_fn(
+                logp[:, mini.prompt_len :],
+                mini_old[micro].to(device),
+                mini.advantages[micro].to(device),
+                mini.response_mask[micro].to(device),
+                ref_logp=None if mini_ref is None else mini_ref[micro].to(device),
+                entropy=None if entropy is None else entropy[:, mini.prompt_len :],
+            )
+            (loss * weight).backward()
+            for key, value in metrics.items():
+                totals[key] += value * weight
+        totals["grad_norm"] += clip_gradients(backend.parameters(), rl.optimizer.grad_clip)
+        totals["lr"] += optimizer.param_groups[0]["lr"]
+        optimizer.step()
+        scheduler.step()
+        steps += 1
+    return {key: value / max(steps, 1) for key, value in totals.items()}
