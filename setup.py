@@ -36,15 +36,15 @@ setup(
         "tqdm>=4.66",
         "math-verify[antlr4_9_3]>=0.9,<0.10",
         "matplotlib>=3.8",
+        "tensorboard>=2.15",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "tensorboard>=2.15"],
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "tensorboard>=2.15"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6"],
         "megatron": ["megatron-core>=0.16", "psutil>=5.9"],
         "gpu": ["transformer-engine[pytorch]>=2.0", "sglang>=0.5"],
         "dali": ["nvidia-dali-cuda120>=1.40"],
         "wandb": ["wandb>=0.18"],
-        "tensorboard": ["tensorboard>=2.15"],
     },
     entry_points={"console_scripts": ["megathink=megathink.launch.cli:main"]},
 )
