@@ -45,6 +45,7 @@ setup(
         "gpu": ["transformer-engine[pytorch]>=2.0", "sglang>=0.5"],
         "dali": ["nvidia-dali-cuda120>=1.40"],
         "wandb": ["wandb>=0.18"],
+        "bench": ["trl>=1.0"],
     },
     entry_points={"console_scripts": ["megathink=megathink.launch.cli:main"]},
 )

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-import yaml
 from tqdm import tqdm
 
 from megathink.algorithms import group_advantages
@@ -56,7 +55,7 @@ from megathink.trainer.optim import build_adamw
 from megathink.trainer.rl_batch import build_rl_batch, nonzero_advantage_rows
 from megathink.trainer.rl_metrics import rollout_metrics
 from megathink.trainer.rl_update import rl_update, score_batch
-from megathink.trainer.rng import seed_everything
+from megathink.trainer.stage_setup import prepare_stage
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +74,7 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
     out_dir = Path(out_dir)
     ckpt_root = checkpoint_root(out_dir)
     resume_from = resolve_resume(cfg.checkpoint, ckpt_root)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(cfg.trainer.seed)
-    if cfg.trainer.num_threads > 0:
-        torch.set_num_threads(cfg.trainer.num_threads)
-    config_dict = dataclasses.asdict(cfg)
-    (out_dir / "resolved_config.yaml").write_text(yaml.safe_dump(config_dict, sort_keys=False), encoding="utf-8")
+    config_dict = prepare_stage(cfg, out_dir)
 
     model_cfg, tok_cfg = cfg.model, cfg.tokenizer
     if init_dir is not None:  # start from the previous stage's HF directory and its tokenizer

@@ -18,7 +18,6 @@ and exports like a normal end.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sys
 import time
@@ -26,16 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-import torch
-import yaml
 from tqdm import tqdm
 
-from megathink.errors import ConfigError
 from megathink.config.run import RunConfig
 from megathink.data.loaders import load_hybrid_sft, load_prompts
 from megathink.data.sft_examples import SFTBatchIterator, prepare_sft_pairs
 from megathink.data.tokenizer import load_tokenizer
 from megathink.data.toy_task import ArithmeticTask, build_toy_datasets
+from megathink.errors import ConfigError
 from megathink.evaluation.forced_mode import (
     ModeEvalRow,
     evaluate_forced_modes,
@@ -55,12 +52,10 @@ from megathink.trainer.checkpoint import (
 from megathink.trainer.lr_schedule import build_scheduler
 from megathink.trainer.metrics import MetricsLogger
 from megathink.trainer.optim import build_adamw
-from megathink.trainer.rng import seed_everything
 from megathink.trainer.sft_step import SFTStepStats, sft_step
+from megathink.trainer.stage_setup import prepare_stage
 
 log = logging.getLogger(__name__)
-
-RESOLVED_CONFIG = "resolved_config.yaml"
 
 
 @dataclass
@@ -91,12 +86,7 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
     out_dir = Path(out_dir)
     ckpt_root = checkpoint_root(out_dir)
     resume_from = resolve_resume(cfg.checkpoint, ckpt_root)  # before writing anything
-    out_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(cfg.trainer.seed)
-    if cfg.trainer.num_threads > 0:
-        torch.set_num_threads(cfg.trainer.num_threads)
-    config_dict = dataclasses.asdict(cfg)
-    (out_dir / RESOLVED_CONFIG).write_text(yaml.safe_dump(config_dict, sort_keys=False), encoding="utf-8")
+    config_dict = prepare_stage(cfg, out_dir)
 
     bundle = load_tokenizer(cfg.tokenizer)
     train_records, eval_records, verify = _load_data(cfg)

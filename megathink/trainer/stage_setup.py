@@ -1,0 +1,28 @@
+"""What every stage does first: its folder, seeds, CPU threads, and the resolved config on disk."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from megathink.config.run import RunConfig
+from megathink.trainer.rng import seed_everything
+
+RESOLVED_CONFIG = "resolved_config.yaml"
+"""Name of the file, in each stage folder, holding the full validated RunConfig of the run."""
+
+
+def prepare_stage(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
+    """Create `out_dir`, seed everything, set torch threads, write `resolved_config.yaml`;
+    return the config as a plain dict (for the metrics sinks)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.trainer.seed)
+    if cfg.trainer.num_threads > 0:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    config_dict = dataclasses.asdict(cfg)
+    (out_dir / RESOLVED_CONFIG).write_text(yaml.safe_dump(config_dict, sort_keys=False), encoding="utf-8")
+    return config_dict
