@@ -5,7 +5,8 @@ each with `metrics.jsonl` and maybe `eval/before.json` / `eval/after.json`. Noth
 or imports matplotlib. Malformed input is reported as a note, never raised: a plot of what can
 be read beats a traceback.
 
-metrics.jsonl is appended across resumes, so a step can appear twice: the last line wins.
+metrics.jsonl is appended across resumes, and one step can have several lines (training metrics
+and an evaluation): lines of the same step are merged key by key, the last value of a key wins.
 NaN/inf were written as strings ("nan", "inf") and are read back as floats; other strings,
 bools, lists and dicts are not plottable series and are left out.
 """
@@ -64,7 +65,7 @@ def find_stage_metrics(run_dir: Path, notes: list[str]) -> list[StageMetrics]:
 
 
 def read_metrics(path: Path, notes: list[str]) -> dict[str, Series]:
-    """Key -> (step, value) series; the last line of a repeated step wins."""
+    """Key -> (step, value) series; lines of one step merge, the last value of a key wins."""
     by_step: dict[int, dict[str, float]] = {}
     bad_lines = 0
     try:
@@ -78,7 +79,9 @@ def read_metrics(path: Path, notes: list[str]) -> dict[str, Series]:
             bad_lines += bool(line.strip())
             continue
         step = row.pop("step")
-        by_step[step] = {key: num for key, value in row.items() if (num := as_float(value)) is not None}
+        by_step.setdefault(step, {}).update(
+            {key: num for key, value in row.items() if (num := as_float(value)) is not None}
+        )
     if bad_lines:
         notes.append(f"{path}: {bad_lines} malformed line(s) ignored")
     series: dict[str, Series] = {}

@@ -89,3 +89,9 @@ def test_typo_inside_a_group_file_fails(tmp_path):
         with pytest.raises((ConfigCompositionException, ConfigKeyError, ValidationError)) as err:
             compose(config_name="main")
     assert "hidden_sise" in str(err.value) + str(err.value.__cause__)
+
+
+def test_experiment_overrides_the_primary_config():
+    cfg = _compose("train", ["experiment=toy_demo"])
+    assert cfg.stages == ["sft", "rl"]
+    assert cfg.algorithm.name == "degrpo" and cfg.rl.max_steps == 60 and cfg.sft.max_steps == 2000

@@ -65,3 +65,13 @@ def test_malformed_eval_files_are_notes(tmp_path: Path) -> None:
     notes: list[str] = []
     assert read_eval_table(bad_json, notes) is None and read_eval_table(no_rows, notes) is None
     assert "not readable json" in notes[0] and '"level"' in notes[1]
+
+
+def test_lines_of_one_step_merge(tmp_path):
+    from megathink.plotting.run_files import read_metrics
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 60, "think_ratio": 0.5, "reward": 0.1}\n{"step": 60, "eval/accuracy": 0.9, "reward": 0.2}\n')
+    series = read_metrics(path, [])
+    assert series["think_ratio"] == [(60, 0.5)] and series["eval/accuracy"] == [(60, 0.9)]
+    assert series["reward"] == [(60, 0.2)]
