@@ -15,31 +15,30 @@ samples with no stop token; TRL (which always stops at EOS) gets `min_new_tokens
 the cap, so EOS cannot be sampled before it. The script checks the generated lengths.
 
 - megathink: the library calls of one `run_rl` iteration, in its order: `LocalEngine.generate`
-  -> decode + reward -> `group_advantages` -> `build_rl_batch` -> `score_batch` (old policy;
-  also the frozen reference when --kl > 0) -> `rl_update` -> `engine.sync_weights`.
+  -> decode + reward -> `group_advantages` -> `build_rl_batch` -> (`score_batch` of the frozen
+  reference when --kl > 0) -> `rl_update` -> `engine.sync_weights`.
 - TRL: `GRPOTrainer.train()` with max_steps = warm-up + repeats, one generation of 128
   completions per optimizer step (gradient_accumulation_steps 8 x per-device batch 16); a
   step is timed from the `on_step_begin` to the `on_step_end` callback (generation, reward,
   advantages, forward/backward passes, clipping, optimizer and scheduler step).
 
 Model loading, tokenizer building and trainer construction are not timed. Time per step is
-the median over --repeats steps after one warm-up step. Peak memory is the RSS high-water mark
-(`getrusage(RUSAGE_SELF).ru_maxrss`) of a separate child process that runs only that side
-(imports included: TRL's import pulls in datasets, pandas and accelerate). The parent process
-imports only the standard library, so nothing of it is inherited by the children's counters.
-Both children call torch.set_num_threads(--threads) (default 2).
+the median over --repeats (default 5) steps after one warm-up step. Peak memory is the RSS
+high-water mark (`getrusage(RUSAGE_SELF).ru_maxrss`) of a separate child process that runs
+only that side (imports included: TRL's import pulls in datasets, pandas and accelerate). The
+parent process imports only the standard library, so nothing of it is inherited by the
+children's counters (Linux carries the pre-exec high-water mark over into ru_maxrss). Both
+children call torch.set_num_threads(--threads) (default 2).
 
-Known difference of design, not of settings: megathink always recomputes the old policy's
-log-probs with one extra no-grad forward pass over the batch (it also logs their gap to the
-engine's log-probs); TRL skips that pass when the step is on-policy, as here, and instead
-computes the entropy in its training forward pass.
+Both sides skip the separate old-policy scoring pass when the step is on-policy (one optimizer
+step per rollout step, as here): the training forward pass provides the old log-probs.
 
 Needs TRL, which is not a dependency of megathink: `pip install -c constraints.txt -e ".[bench]"`
 (the `bench` extra is `trl>=1.0`). Without it the script prints a message and exits 0.
 
 Command (from the repository root):
 
-    python benchmarks/rl_step_vs_trl.py            # 16 prompts x 8 completions x 64 tokens, ~1-2 min
+    python benchmarks/rl_step_vs_trl.py            # 16 prompts x 8 completions x 64 tokens, ~30 s
     python benchmarks/rl_step_vs_trl.py --kl 0.001 # both sides with a KL term to the reference
 """
 
@@ -169,7 +168,9 @@ def run_megathink(cfg: dict[str, Any], workdir: Path) -> dict[str, Any]:
         batch = build_rl_batch(samples, advantages, pad_id=bundle.pad_id)
         backend.train(False)
         score = dict(temperature=cfg["temperature"], micro_batch_size=rl.micro_batch_size)
-        old_logp = score_batch(backend, batch, **score)
+        # As run_rl: one update per rollout step is on-policy, so the update's own forward pass
+        # gives the old log-probs (rl_update with old_logp=None); several would need score_batch.
+        old_logp = score_batch(backend, batch, **score) if rl.mini_batches > 1 else None
         ref_logp = score_batch(reference, batch, **score) if reference is not None else None
         rl_update(
             backend, batch, old_logp, ref_logp, optimizer, scheduler,
@@ -291,7 +292,8 @@ def machine() -> str:
             model = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    system = f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return f"{model}, {os.cpu_count()} cores, {system}"
 
 
 def versions() -> str:
@@ -307,7 +309,7 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
         ("warm-up step (s)", mt["times"][0], trl["times"][0]),
         ("peak RSS (MiB)", mt["peak_rss_mib"], trl["peak_rss_mib"]),
         ("RSS before the steps (MiB)", mt["rss_before_mib"], trl["rss_before_mib"]),
-        ("peak - RSS before (MiB)", mt["peak_rss_mib"] - mt["rss_before_mib"], trl["peak_rss_mib"] - trl["rss_before_mib"]),
+        ("peak - RSS before (MiB)", _growth(mt), _growth(trl)),
     ]
     lines = [f"{'':<28}{'megathink':>11}{'TRL':>11}{'megathink/TRL':>15}"]
     for name, a, b in rows:
@@ -322,6 +324,10 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _growth(result: dict[str, Any]) -> float:
+    return result["peak_rss_mib"] - result["rss_before_mib"]
+
+
 def _lengths(result: dict[str, Any]) -> str:
     values = result["lengths"]
     return str(values[0]) if len(values) == 1 else f"{values[0]}..{values[-1]}"
@@ -333,7 +339,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--samples", type=int, default=8, help="completions per prompt (group size)")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--micro-batch", type=int, default=16, help="sequences per forward/backward pass")
-    parser.add_argument("--repeats", type=int, default=3, help="timed steps after one warm-up step")
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps after one warm-up step")
     parser.add_argument("--kl", type=float, default=0.0, help="KL coefficient (TRL beta); > 0 loads a reference")
     parser.add_argument("--temperature", type=float, default=0.6)
     parser.add_argument("--hidden", type=int, default=128)
@@ -363,7 +369,8 @@ def main(argv: list[str]) -> int:
     cfg = {k: v for k, v in vars(args).items() if k not in ("child", "workdir")}
     print(
         f"shape: {args.prompts} prompts x {args.samples} completions x {args.max_new_tokens} new tokens, "
-        f"micro-batch {args.micro_batch}, kl {args.kl}, {args.repeats} timed steps after 1 warm-up, {args.threads} threads"
+        f"micro-batch {args.micro_batch}, kl {args.kl}, {args.repeats} timed steps after 1 warm-up, "
+        f"{args.threads} threads"
     )
     with tempfile.TemporaryDirectory(prefix="rl_step_vs_trl-") as tmp:
         workdir = Path(tmp)

@@ -6,8 +6,8 @@ or `model.path`. Each step: `rl.prompts_per_step` prompts, `rollout.n_samples` r
 each from the local engine; the mode is read from the first response token; correctness
 from the task's verifier (toy) or the time-bounded `GraderPool` (prompt files); group-relative
 advantages; the old policy's log-probs are recomputed by the trainer at the rollout
-temperature (and their mean absolute gap to the engine's is logged); then `rl.mini_batches`
-optimizer steps. It writes, in `out_dir`:
+temperature (and their mean absolute gap to the engine's is logged; with one mini-batch the
+update's own forward pass serves, see rl_update.py); then `rl.mini_batches` optimizer steps. It writes, in `out_dir`:
 
     resolved_config.yaml, metrics.jsonl (+ tensorboard/), checkpoints/step_XXXXXXXX/,
     eval/before.json and eval/after.json (the policy's own choice of mode, per level),
@@ -151,10 +151,12 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
             if batch.size:
                 backend.train(False)
                 score = dict(temperature=cfg.rollout.temperature, micro_batch_size=cfg.rl.micro_batch_size)
-                old_logp = score_batch(backend, batch, **score)
+                old_logp = None  # one update per rollout step: on-policy, see rl_update
+                if cfg.rl.mini_batches > 1:
+                    old_logp = score_batch(backend, batch, **score)
+                    diff = (old_logp - batch.rollout_logp).abs() * batch.response_mask
+                    row["logprob_diff"] = float(diff.sum() / batch.response_mask.sum().clamp(min=1))
                 ref_logp = score_batch(reference, batch, **score) if reference is not None else None
-                diff = (old_logp - batch.rollout_logp).abs() * batch.response_mask
-                row["logprob_diff"] = float(diff.sum() / batch.response_mask.sum().clamp(min=1))
                 row.update(rl_update(
                     backend, batch, old_logp, ref_logp, optimizer, scheduler,
                     algorithm=cfg.algorithm, rl=cfg.rl, temperature=cfg.rollout.temperature,

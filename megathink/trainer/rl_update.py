@@ -6,6 +6,11 @@ the batch into `rl.mini_batches` parts that keep whole groups together and takes
 optimizer step per part, accumulating gradients over micro-batches of `rl.micro_batch_size`
 sequences; the loss is the shared `megathink.algorithms` function for `algorithm.name`.
 
+On-policy shortcut: with one mini-batch per rollout step the policy that sampled the batch is
+the policy being updated, so `old_logp=None` takes the old log-probs from the update's own
+forward pass (detached) instead of a separate scoring pass, which saves one forward over the
+batch per step; the rollout-vs-trainer gap is then measured on that same pass.
+
 Departure: each micro-batch's loss is normalised inside the loss function and weighted by
 its share of the mini-batch's sequences (as verl does), so with several micro-batches the
 token-mean denominators are per micro-batch rather than per mini-batch.
@@ -54,7 +59,7 @@ def score_batch(
 def rl_update(
     backend: PolicyBackend,
     batch: RLBatch,
-    old_logp: torch.Tensor,
+    old_logp: Optional[torch.Tensor],
     ref_logp: Optional[torch.Tensor],
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
@@ -65,28 +70,42 @@ def rl_update(
 ) -> dict[str, float]:
     """Take `rl.mini_batches` optimizer steps over `batch`; returns metrics averaged over them.
 
-    old_logp, ref_logp: [B, T] response-aligned, from `score_batch`.
+    old_logp, ref_logp: [B, T] response-aligned, from `score_batch`; old_logp None (only with
+    one mini-batch) uses the update's own detached log-probs and adds `logprob_diff`, the mean
+    |trainer - rollout| log-prob gap over response tokens.
     """
+    if old_logp is None and rl.mini_batches > 1:
+        raise ValueError("rl_update: old_logp=None needs rl.mini_batches == 1 (the on-policy case).")
     loss_fn = policy_loss_fn(algorithm)
     want_entropy = algorithm.entropy_coef > 0
     totals: dict[str, float] = defaultdict(float)
+    gap, gap_tokens = 0.0, 0.0
     steps = 0
     backend.train(True)
     for rows in split_by_groups(batch, rl.mini_batches):
         optimizer.zero_grad(set_to_none=True)
         mini = batch.select(rows)
-        mini_old, mini_ref = old_logp[rows], None if ref_logp is None else ref_logp[rows]
+        mini_old = None if old_logp is None else old_logp[rows]
+        mini_ref = None if ref_logp is None else ref_logp[rows]
         for micro in torch.arange(mini.size).split(rl.micro_batch_size):
             weight = len(micro) / mini.size
             logp, entropy = backend.logprobs_and_entropy(
                 mini.input_ids[micro], mini.attention_mask[micro], temperature=temperature, entropy=want_entropy
             )
             device = logp.device
+            resp_logp = logp[:, mini.prompt_len :]  # [b, T]
+            mask = mini.response_mask[micro].to(device)
+            if mini_old is None:
+                old = resp_logp.detach()
+                gap += float(((old - mini.rollout_logp[micro].to(device)).abs() * mask).sum())
+                gap_tokens += float(mask.sum())
+            else:
+                old = mini_old[micro].to(device)
             loss, metrics = loss_fn(
-                logp[:, mini.prompt_len :],
-                mini_old[micro].to(device),
+                resp_logp,
+                old,
                 mini.advantages[micro].to(device),
-                mini.response_mask[micro].to(device),
+                mask,
                 ref_logp=None if mini_ref is None else mini_ref[micro].to(device),
                 entropy=None if entropy is None else entropy[:, mini.prompt_len :],
             )
@@ -98,4 +117,7 @@ def rl_update(
         optimizer.step()
         scheduler.step()
         steps += 1
-    return {key: value / max(steps, 1) for key, value in totals.items()}
+    out = {key: value / max(steps, 1) for key, value in totals.items()}
+    if old_logp is None:
+        out["logprob_diff"] = gap / max(gap_tokens, 1.0)
+    return out
