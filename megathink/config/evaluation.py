@@ -33,7 +33,7 @@ class EvalConfig:
 
     model_dir: Optional[str] = None
     """Policy to evaluate with `megathink eval`: a HF model directory (e.g. `<run>/sft/hf`) or a
-    step checkpoint directory (`<stage>/checkpoints/step_XXXXXXXX`, whose stage folder holds
+    step checkpoint directory (`<stage>/checkpoints/step_NNNNNNNN`, whose stage folder holds
     `resolved_config.yaml`)."""
 
     datasets: list[str] = field(default_factory=list)

@@ -7,7 +7,7 @@ Two kinds of directory are accepted (the layout `trainer.sft` writes):
   `resolved_config.yaml`), the prompt settings (chat template, instruction, control tokens)
   come from that stage's resolved tokenizer config, so prompts render as in training;
   otherwise from the command's `tokenizer` section.
-- a step checkpoint directory (`<stage>/checkpoints/step_XXXXXXXX` with `model.safetensors`):
+- a step checkpoint directory (`<stage>/checkpoints/step_NNNNNNNN` with `model.safetensors`):
   the model and tokenizer configs come from `<stage>/resolved_config.yaml`. When the stage
   has `hf/`, the tokenizer and the model are read from there; else the tokenizer is rebuilt
   from the resolved tokenizer config and the model from the resolved model config. The step's
@@ -43,7 +43,7 @@ STEP_WEIGHTS = "model.safetensors"
 HF_DIR = "hf"
 _EXPECTED = (
     "give a HF model directory (with config.json, e.g. <run>/sft/hf) or a step checkpoint directory "
-    "(<stage>/checkpoints/step_XXXXXXXX, with model.safetensors)"
+    "(<stage>/checkpoints/step_NNNNNNNN, with model.safetensors)"
 )
 
 _Section = TypeVar("_Section")

@@ -185,7 +185,7 @@ def resolve_resume(cfg: CheckpointConfig, root: Path) -> Optional[Path]:
     if not (path / TRAINER_STATE).is_file():
         raise MissingPathError(
             f"checkpoint.resume = {cfg.resume!r} is not a checkpoint directory (no {TRAINER_STATE}): "
-            f"give a `{CHECKPOINTS_DIR}/step_XXXXXXXX` directory, or 'auto' / 'never'."
+            f"give a `{CHECKPOINTS_DIR}/step_NNNNNNNN` directory, or 'auto' / 'never'."
         )
     return path
 

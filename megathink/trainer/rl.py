@@ -9,7 +9,7 @@ advantages; the old policy's log-probs are recomputed by the trainer at the roll
 temperature (and their mean absolute gap to the engine's is logged; with one mini-batch the
 update's own forward pass serves, see rl_update.py); then `rl.mini_batches` optimizer steps. It writes, in `out_dir`:
 
-    resolved_config.yaml, metrics.jsonl (+ tensorboard/), checkpoints/step_XXXXXXXX/,
+    resolved_config.yaml, metrics.jsonl (+ tensorboard/), checkpoints/step_NNNNNNNN/,
     eval/before.json and eval/after.json (the policy's own choice of mode, per level),
     eval/forced_after.json (the final model forced short / forced think), summary.json, hf/
 
@@ -44,7 +44,7 @@ from megathink.evaluation.forced_mode import ModeEvalRow, evaluate_forced_modes,
 from megathink.evaluation.policy_eval import evaluate_policy, judge_samples
 from megathink.evaluation.graders import Verifier
 from megathink.evaluation.policy_report import ALL, PolicyEvalReport
-from megathink.models.hf_backend import build_hf_backend
+from megathink.models.hf_backend import HFBackend, build_hf_backend
 from megathink.rewards import GraderPool, thinkless_rewards
 from megathink.rollout.local_engine import LocalEngine
 from megathink.rollout.types import RolloutRequest, SamplingParams
@@ -209,14 +209,23 @@ def _prompts(cfg: RunConfig) -> tuple[list[Any], list[Any], Optional[Verifier]]:
     return train, evaluation, None
 
 
-def _frozen_copy(backend: Any) -> Any:
+def _frozen_copy(backend: HFBackend) -> HFBackend:
     """The reference policy for the KL term: a frozen copy of the starting weights."""
     reference = copy.copy(backend)
     reference.model = copy.deepcopy(backend.model).eval().requires_grad_(False)
     return reference
 
 
-def _checkpoint(cfg, root, step, backend, optimizer, scheduler, sampler) -> Path:  # type: ignore[no-untyped-def]
+def _checkpoint(
+    cfg: RunConfig,
+    root: Path,
+    step: int,
+    backend: HFBackend,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    sampler: PromptSampler,
+) -> Path:
+    """Atomic step checkpoint: weights, optimizer, schedule, RNG and the prompt sampler's position."""
     return save_checkpoint(
         root, step, model=backend.model, optimizer=optimizer, scheduler=scheduler,
         data_state=sampler.state_dict(), trainer_state={}, keep_last=cfg.checkpoint.keep_last,

@@ -6,8 +6,8 @@ a per-token mean loss over each optimizer step (see `sft_step.py`). It writes
 
     <out>/resolved_config.yaml     the full RunConfig of this invocation
     <out>/metrics.jsonl            one json line per log (appended across resumes)
-    <out>/checkpoints/step_XXXXXXXX/   atomic step checkpoints (see checkpoint.py)
-    <out>/eval/step_XXXXXXXX.json, <out>/eval/final.json   forced-mode evaluation rows
+    <out>/checkpoints/step_NNNNNNNN/   atomic step checkpoints (see checkpoint.py)
+    <out>/eval/step_NNNNNNNN.json, <out>/eval/final.json   forced-mode evaluation rows
     <out>/hf/                      final weights + tokenizer (checkpoint.save_hf)
 
 Departures from the authors' recipe: the run length is counted in optimizer steps
