@@ -6,6 +6,7 @@ token in Thinkless), `response_mask` marks real tokens (any non-zero value), adv
 `[B]`. No model, no config objects: the trainer maps `AlgorithmConfig` onto the keywords.
 """
 
+from megathink.algorithms.adaptthink import adaptthink_loss
 from megathink.algorithms.advantages import group_advantages
 from megathink.algorithms.degrpo import degrpo_loss
 from megathink.algorithms.grpo import grpo_loss
@@ -15,6 +16,7 @@ from megathink.algorithms.surrogate import clipped_surrogate
 
 __all__ = [
     "K3_CLAMP",
+    "adaptthink_loss",
     "clipped_surrogate",
     "degrpo_loss",
     "group_advantages",

@@ -2,14 +2,16 @@
 
 Defaults are the authors': DeGRPO alpha 1e-3 with the code's `batch_token` response
 normalisation, clip 0.2, k3 KL and entropy coefficients 1e-3; AdaptThink delta 0.05 with
-the code's length-normalised sequence ratio.
+the code's length-normalised sequence ratio, and K = 16 reference samples per prompt for
+Rbar_ref (the `megathink presample` pass).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
-from megathink.config.validation import check_choice, check_float
+from megathink.config.validation import check_choice, check_float, check_int, fail
 
 ALGORITHMS = ("grpo", "degrpo", "adaptthink")
 GRPO_AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")
@@ -57,6 +59,17 @@ class AlgorithmConfig:
     """AdaptThink loss: 'code' (length-normalised sequence ratio, the released models) or
     'paper' (full-sequence ratio, Eq. 9)."""
 
+    presample_k: int = 16
+    """AdaptThink: samples of the reference model per training prompt whose mean accuracy is
+    Rbar_ref (`megathink presample`; the paper's K = 16)."""
+
+    presample_limit: int = 0
+    """`megathink presample`: only the first N distinct training prompts (smoke runs); 0 = all."""
+
+    reference_accuracy_path: Optional[str] = None
+    """AdaptThink's per-prompt Rbar_ref file (.jsonl) that `megathink presample` writes and
+    AdaptThink training reads; None: `<output_dir>/reference_accuracy.jsonl`."""
+
     def __post_init__(self) -> None:
         check_choice("algorithm.name", self.name, ALGORITHMS)
         check_float("algorithm.clip_eps", self.clip_eps, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
@@ -71,3 +84,8 @@ class AlgorithmConfig:
             "algorithm.first_token_is_prob", self.first_token_is_prob, low=0.0, high=1.0, low_inclusive=False
         )
         check_choice("algorithm.form", self.form, ADAPTTHINK_FORMS)
+        check_int("algorithm.presample_k", self.presample_k, low=1)
+        check_int("algorithm.presample_limit", self.presample_limit, low=0)
+        path = self.reference_accuracy_path
+        if path is not None and (not isinstance(path, str) or not path.endswith(".jsonl")):
+            fail("algorithm.reference_accuracy_path", path, "must be a .jsonl file path or null")

@@ -48,8 +48,8 @@ class DataConfig:
     """Number of distinct toy training questions (spread evenly over the levels)."""
 
     toy_eval_per_level: int = 100
-    """Held-out toy questions per level for evaluation (never seen in training); capped at half
-    of a level's distinct problems (level 1 has 100, so it holds out at most 50)."""
+    """Held-out toy questions per level for evaluation (never seen in training); capped at a
+    fifth of a level's distinct problems (level 1 has 100, so it holds out at most 20)."""
 
     seed: int = 0
     """Seed of the toy generator and of data shuffling."""

@@ -108,12 +108,13 @@ class ArithmeticTask:
         """(train, eval) records of one level; eval problems are distinct and never in train.
 
         Train problems are distinct too while the level has enough of them; a small level
-        (e.g. level 1 with 100 problems) repeats its non-eval problems instead. At most half of
-        a level's distinct problems are held out, so level 1 always keeps 50 for training.
+        (e.g. level 1 with 100 problems) repeats its non-eval problems instead. At most a fifth of
+        a level's distinct problems are held out, so level 1 keeps 80 of its 100 for training
+        (holding out half left too few to learn single-digit sums as short answers).
         """
         rng = random.Random(f"toy:{self.seed}:{level}")
         total = self.num_distinct(level)
-        eval_count = min(eval_count, total // 2)  # level 1 has only 100 problems
+        eval_count = min(eval_count, total // 5)  # level 1 has only 100 problems
         if total <= _ENUMERATE_BELOW:
             low, high = self.operand_range(level)
             pool = [record_for(a, b, level) for a in range(low, high + 1) for b in range(low, high + 1)]
