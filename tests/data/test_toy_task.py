@@ -82,30 +82,30 @@ def test_verify_rejects_wrong_and_malformed():
 
 
 def test_datasets_deterministic_sizes_levels_and_disjoint():
-    cfg = DataConfig(levels=[1, 2, 3, 4, 5], toy_train_size=1003, toy_eval_per_level=40, seed=7)
+    cfg = DataConfig(levels=[1, 2, 3, 4, 5], toy_train_size=1003, toy_eval_per_level=20, seed=7)
     train, evaluation = build_toy_datasets(cfg)
     again_train, again_eval = build_toy_datasets(cfg)
     assert train == again_train and evaluation == again_eval
-    assert len(train) == 1003 and len(evaluation) == 5 * 40
+    assert len(train) == 1003 and len(evaluation) == 5 * 20
     counts = Counter(r.level for r in train)
     assert sorted(counts.values()) == [200, 200, 201, 201, 201]
-    assert Counter(r.level for r in evaluation) == {level: 40 for level in range(1, 6)}
+    assert Counter(r.level for r in evaluation) == {level: 20 for level in range(1, 6)}
     eval_problems = {r.problem for r in evaluation}
     assert len(eval_problems) == len(evaluation)
     assert not eval_problems & {r.problem for r in train}
     assert all(r.level is not None for r in train + evaluation)
     for record in train[:50] + evaluation[:50]:
         assert verify(record.long, "think", record.answer)
-    other_cfg = DataConfig(levels=[1, 2, 3, 4, 5], toy_train_size=1003, toy_eval_per_level=40, seed=8)
+    other_cfg = DataConfig(levels=[1, 2, 3, 4, 5], toy_train_size=1003, toy_eval_per_level=20, seed=8)
     other_train, _ = build_toy_datasets(other_cfg)
     assert [r.problem for r in other_train] != [r.problem for r in train]
 
 
 def test_level_one_train_repeats_but_never_eval():
-    cfg = DataConfig(levels=[1], toy_train_size=500, toy_eval_per_level=30, seed=0)
+    cfg = DataConfig(levels=[1], toy_train_size=500, toy_eval_per_level=15, seed=0)
     train, evaluation = build_toy_datasets(cfg)
-    assert len(train) == 500 and len(evaluation) == 30
-    assert len({r.problem for r in train}) == 70
+    assert len(train) == 500 and len(evaluation) == 15
+    assert len({r.problem for r in train}) == 85
     assert not {r.problem for r in train} & {r.problem for r in evaluation}
 
 
