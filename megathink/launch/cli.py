@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from megathink.config import RunConfig
 from megathink.errors import MegathinkError
 from megathink.launch.eval_command import SUMMARY as EVAL_SUMMARY, run_eval_command
+from megathink.launch.presample_command import SUMMARY as PRESAMPLE_SUMMARY, run_presample_command
 from megathink.launch.schema import register_schema, to_run_config
 
 CONFIG_PACKAGE = "megathink.hydra_conf"
@@ -45,6 +46,7 @@ COMMANDS: dict[str, Command] = {
     "train": Command("run the configured pipeline stages (the main job; `stages=[...]`)", _run_train),
     "sft": Command("Thinkless stage 1: SFT warm-up on both answer forms", _run_sft),
     "eval": Command(EVAL_SUMMARY, run_eval_command),
+    "presample": Command(PRESAMPLE_SUMMARY, run_presample_command),
 }
 
 
