@@ -6,7 +6,8 @@ else plain temperature sampling with top-k/top-p off). The response after the co
 is cut at the first EOS, decoded with special tokens kept and judged by the task's verifier.
 
 Per level (plus an "all" row, always last), a `ModeEvalRow` reports accuracy, mean response
-tokens (generated tokens after the control token, the closing EOS included) and two format
+tokens (the control token, the tokens after it and the closing EOS: counted as the policy
+evaluation counts a response, so always-think lengths compare with a policy's) and two format
 rates: `format_ok` (ended with EOS within eval.max_new_tokens; short: no think/end-think token;
 think: exactly one end-think token and no think token) and `truncated` (no EOS in budget).
 This is the Thinkless "forced mode" check that the SFT warm-up taught both modes; the think
@@ -200,7 +201,7 @@ def _judge(
     else:
         shape_ok = not stray and text.count(tok_cfg.end_think_token) == 1
     level = "none" if getattr(record, "level", None) is None else str(record.level)
-    return _Judged(level, correct, len(ids), shape_ok and not truncated, truncated)
+    return _Judged(level, correct, 1 + len(ids), shape_ok and not truncated, truncated)  # + the control token
 
 
 def _rows(judged: dict[str, list[_Judged]]) -> list[ModeEvalRow]:

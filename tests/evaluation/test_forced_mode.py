@@ -36,7 +36,7 @@ def test_rows_table_and_json(setup, tmp_path: Path) -> None:
     assert [r.level for r in rows] == ["1", "3", "all"] and [r.n for r in rows] == [3, 3, 6]
     for r in rows:
         assert 0.0 <= r.short_acc <= 1.0 and 0.0 <= r.think_format_ok <= 1.0
-        assert 1.0 <= r.short_tokens <= 10.0 and 1.0 <= r.think_tokens <= 10.0
+        assert 2.0 <= r.short_tokens <= 11.0 and 2.0 <= r.think_tokens <= 11.0  # control token + up to 10
         assert r.short_truncated + r.short_format_ok <= 1.0 + 1e-9
     table = format_mode_table(rows)
     lines = table.splitlines()
