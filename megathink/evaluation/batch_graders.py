@@ -5,15 +5,20 @@ their modes ("short" or "think", never "none": the evaluation counts those wrong
 the reference answers, and returns one verdict per response. `grade_with_verifier` wraps a
 per-response verifier (the toy task's `ArithmeticTask.verify`, `graders.grade_boxed`);
 `grade_with_pool` sends the extracted answers to a `GraderPool` in one batch (symbolic
-equivalence, time- and memory-bounded, for the math datasets).
+equivalence, time- and memory-bounded, for the math datasets). `task_grader` picks between
+them the way every command does (RL, `megathink eval`, `megathink presample`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 
+from megathink.config.run import RunConfig
 from megathink.config.tokenizer import TokenizerConfig
+from megathink.data.toy_task import ArithmeticTask
 from megathink.evaluation.graders import Verifier
+from megathink.rewards.grader_pool import GraderPool
 from megathink.rewards.grading import BatchGrader, grade_responses
 
 GradeFn = Callable[[Sequence[str], Sequence[str], Sequence[str]], list[bool]]
@@ -42,3 +47,11 @@ def grade_with_pool(pool: BatchGrader, tok_cfg: TokenizerConfig) -> GradeFn:
         )
 
     return grade
+
+
+def task_grader(cfg: RunConfig, tok_cfg: TokenizerConfig, *, toy: bool, stack: contextlib.ExitStack) -> GradeFn:
+    """The toy task's own verifier when `toy`; else a `GraderPool` sized by `cfg.reward`, closed
+    when `stack` closes."""
+    if toy:
+        return grade_with_verifier(ArithmeticTask.verify, tok_cfg)
+    return grade_with_pool(stack.enter_context(GraderPool.from_config(cfg.reward)), tok_cfg)

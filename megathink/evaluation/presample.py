@@ -48,10 +48,10 @@ from megathink.config.tokenizer import TokenizerConfig
 from megathink.data.chat_template import encode_prompt
 from megathink.data.loaders import load_prompts
 from megathink.data.tokenizer import load_tokenizer
-from megathink.data.toy_task import ArithmeticTask, build_toy_datasets
+from megathink.data.toy_task import build_toy_datasets
 from megathink.data.types import HybridSFTRecord, PromptRecord, TokenizerBundle, prompt_id
 from megathink.errors import ConfigError, MissingPathError
-from megathink.evaluation.batch_graders import GradeFn, grade_with_pool, grade_with_verifier
+from megathink.evaluation.batch_graders import GradeFn, task_grader
 from megathink.evaluation.policy_eval import response_text
 from megathink.evaluation.reference_accuracy import (
     FIELD,
@@ -61,7 +61,6 @@ from megathink.evaluation.reference_accuracy import (
     reference_accuracy_file,
 )
 from megathink.models.hf_backend import build_hf_backend
-from megathink.rewards.grader_pool import GraderPool
 from megathink.rewards.modes import THINK
 from megathink.rollout.local_engine import LocalEngine
 from megathink.rollout.protocol import RolloutEngine
@@ -222,7 +221,7 @@ def _sample_prompts(
     )
     with contextlib.ExitStack() as stack:
         stack.callback(progress.close)
-        grade = _grader(cfg, toy, stack)
+        grade = task_grader(cfg, cfg.tokenizer, toy=toy, stack=stack)
         for start in range(0, len(todo), per_batch):
             rows = [
                 presample_prompt(engine, bundle, cfg.tokenizer, record, params, grade, seed=cfg.trainer.seed)
@@ -234,11 +233,6 @@ def _sample_prompts(
     return written
 
 
-def _grader(cfg: RunConfig, toy: bool, stack: contextlib.ExitStack) -> GradeFn:
-    if toy:
-        return grade_with_verifier(ArithmeticTask(cfg.data.levels, cfg.data.seed).verify, cfg.tokenizer)
-    pool = stack.enter_context(GraderPool.from_config(cfg.reward))
-    return grade_with_pool(pool, cfg.tokenizer)
 
 
 def _check_k(done: dict[str, ReferenceAccuracy], k: int, path: Path) -> None:

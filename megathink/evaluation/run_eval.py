@@ -24,15 +24,13 @@ import torch
 
 from megathink.config.evaluation import dataset_name
 from megathink.config.run import RunConfig
-from megathink.config.tokenizer import TokenizerConfig
 from megathink.data.loaders import load_prompts
-from megathink.data.toy_task import ArithmeticTask, build_toy_datasets
+from megathink.data.toy_task import build_toy_datasets
 from megathink.errors import ConfigError, MissingPathError
-from megathink.evaluation.batch_graders import GradeFn, grade_with_pool, grade_with_verifier
+from megathink.evaluation.batch_graders import task_grader
 from megathink.evaluation.policy_eval import EvalRecord, evaluate_policy
 from megathink.evaluation.policy_loader import load_policy
 from megathink.evaluation.policy_report import PolicyEvalReport
-from megathink.rewards.grader_pool import GraderPool
 from megathink.rollout.local_engine import LocalEngine
 from megathink.rollout.types import SamplingParams
 
@@ -58,7 +56,7 @@ def run_eval(cfg: RunConfig) -> PolicyEvalReport:
     )
     engine = LocalEngine(policy.backend, pad_id=policy.bundle.pad_id, batch_size=cfg.eval.batch_size)
     with contextlib.ExitStack() as stack:
-        grade = _grader(cfg, policy.tok_cfg, toy, stack)
+        grade = task_grader(cfg, policy.tok_cfg, toy=toy, stack=stack)
         report = evaluate_policy(
             engine, policy.bundle, policy.tok_cfg, datasets, params, grade, seeds=cfg.eval.seeds
         )
@@ -96,8 +94,3 @@ def _load_file(path: str, cfg: RunConfig, field: str) -> list[EvalRecord]:
     return list(load_prompts(path, cfg.data))
 
 
-def _grader(cfg: RunConfig, tok_cfg: TokenizerConfig, toy: bool, stack: contextlib.ExitStack) -> GradeFn:
-    if toy:
-        return grade_with_verifier(ArithmeticTask(cfg.data.levels, cfg.data.seed).verify, tok_cfg)
-    pool = stack.enter_context(GraderPool.from_config(cfg.reward))
-    return grade_with_pool(pool, tok_cfg)

@@ -19,6 +19,7 @@ number of sequences.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -39,13 +40,13 @@ from megathink.data.loaders import load_prompts
 from megathink.data.prompt_sampler import PromptSampler
 from megathink.data.tokenizer import load_tokenizer
 from megathink.data.toy_task import ArithmeticTask, build_toy_datasets
-from megathink.evaluation.batch_graders import GradeFn, grade_with_pool, grade_with_verifier
+from megathink.evaluation.batch_graders import task_grader
 from megathink.evaluation.forced_mode import ModeEvalRow, evaluate_forced_modes, save_eval_rows
 from megathink.evaluation.policy_eval import evaluate_policy, judge_samples
 from megathink.evaluation.graders import Verifier
 from megathink.evaluation.policy_report import ALL, PolicyEvalReport
 from megathink.models.hf_backend import HFBackend, build_hf_backend
-from megathink.rewards import GraderPool, thinkless_rewards
+from megathink.rewards import thinkless_rewards
 from megathink.rollout.local_engine import LocalEngine
 from megathink.rollout.types import RolloutRequest, SamplingParams
 from megathink.trainer.checkpoint import checkpoint_root, resolve_resume, restore_checkpoint, save_checkpoint
@@ -100,9 +101,9 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
         step = int(loaded.trainer_state["step"])
         log.info("resumed RL from %s at step %d", resume_from, step)
 
-    pool = GraderPool.from_config(cfg.reward) if verify is None else None
-    grade: GradeFn = grade_with_verifier(verify, tok_cfg) if verify is not None else grade_with_pool(pool, tok_cfg)
-    metrics = MetricsLogger(out_dir, cfg.logger, out_dir.name, config_dict)
+    resources = contextlib.ExitStack()  # the grader pool (prompt files) and the metrics sinks
+    grade = task_grader(cfg, tok_cfg, toy=verify is not None, stack=resources)
+    metrics = resources.enter_context(MetricsLogger(out_dir, cfg.logger, out_dir.name, config_dict))
     eval_params = SamplingParams(
         temperature=cfg.eval.temperature, top_p=cfg.eval.top_p, max_new_tokens=cfg.eval.max_new_tokens,
         stop_token_ids=(bundle.eos_id,),
@@ -192,9 +193,7 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
         if cfg.checkpoint.save_hf:
             backend.save_hf(out_dir / "hf", bundle.tokenizer)
     finally:
-        metrics.close()
-        if pool is not None:
-            pool.close()
+        resources.close()
     return RLResult(final_step=step, history=history, before=before, after=after, summary=summary, out_dir=out_dir)
 
 
