@@ -1,7 +1,7 @@
 """Checks shared by the config dataclasses.
 
 Every check raises `ConfigError` with one message that names the field by its full dotted
-path (`trainer.micro_batch_size`), the value it got, and what is allowed, so a bad override on
+path (`sft.micro_batch_size`), the value it got, and what is allowed, so a bad override on
 the command line reads as a fix, never as a traceback from deep inside torch.
 """
 
