@@ -35,12 +35,9 @@ from megathink.data.tokenizer import load_tokenizer
 from megathink.data.types import TokenizerBundle
 from megathink.errors import ConfigError, MissingPathError
 from megathink.models.hf_backend import HFBackend, build_hf_backend
+from megathink.run_layout import CHECKPOINTS_DIR, HF_DIR, RESOLVED_CONFIG, STEP_WEIGHTS
 
 FIELD = "eval.model_dir"
-RESOLVED_CONFIG = "resolved_config.yaml"
-CHECKPOINTS_DIR = "checkpoints"
-STEP_WEIGHTS = "model.safetensors"
-HF_DIR = "hf"
 _EXPECTED = (
     "give a HF model directory (with config.json, e.g. <run>/sft/hf) or a step checkpoint directory "
     "(<stage>/checkpoints/step_NNNNNNNN, with model.safetensors)"

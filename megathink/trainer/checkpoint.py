@@ -29,11 +29,11 @@ from safetensors.torch import load_model, save_model
 
 from megathink.errors import ExistingOutputError, MissingPathError
 from megathink.config.checkpoint import CheckpointConfig
+from megathink.run_layout import CHECKPOINTS_DIR, STEP_WEIGHTS
 from megathink.trainer.rng import capture_rng_state, restore_rng_state
 
 log = logging.getLogger(__name__)
 
-CHECKPOINTS_DIR = "checkpoints"
 TRAINER_STATE = "trainer_state.json"
 _STEP_DIR = re.compile(r"^step_(\d{8,})$")
 
@@ -91,7 +91,7 @@ def save_checkpoint(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        save_model(model, str(tmp / "model.safetensors"))
+        save_model(model, str(tmp / STEP_WEIGHTS))
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
         torch.save(capture_rng_state(), tmp / "rng.pt")
         _write_json(tmp / "data_state.json", data_state, "data iterator state")
@@ -126,7 +126,7 @@ def load_checkpoint(
     """Restore model, optimizer, scheduler and RNG states in place; return the data and trainer states."""
     path = Path(path)
     device = next(model.parameters()).device
-    load_model(model, str(path / "model.safetensors"), device=str(device))
+    load_model(model, str(path / STEP_WEIGHTS), device=str(device))
     states = torch.load(path / "optimizer.pt", map_location=device, weights_only=True)
     optimizer.load_state_dict(states["optimizer"])
     scheduler.load_state_dict(states["scheduler"])

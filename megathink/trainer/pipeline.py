@@ -14,6 +14,7 @@ from typing import Any
 
 from megathink.config import RunConfig
 from megathink.errors import ConfigError
+from megathink.run_layout import HF_DIR
 
 
 def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
@@ -30,7 +31,7 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
         elif stage == "rl":
             from megathink.trainer.rl import run_rl
 
-            init_dir = out / "sft" / "hf" if "sft" in cfg.stages else None
+            init_dir = out / "sft" / HF_DIR if "sft" in cfg.stages else None
             result = run_rl(cfg, out / "rl", init_dir=init_dir)
             (out / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n", encoding="utf-8")
             results[stage] = result

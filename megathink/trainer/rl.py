@@ -49,6 +49,7 @@ from megathink.models.hf_backend import HFBackend, build_hf_backend
 from megathink.rewards import thinkless_rewards
 from megathink.rollout.local_engine import LocalEngine
 from megathink.rollout.types import RolloutRequest, SamplingParams
+from megathink.run_layout import HF_DIR
 from megathink.trainer.checkpoint import checkpoint_root, resolve_resume, restore_checkpoint, save_checkpoint
 from megathink.trainer.lr_schedule import build_scheduler
 from megathink.trainer.metrics import MetricsLogger
@@ -191,7 +192,7 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
         if cfg.logger.console:
             tqdm.write(format_summary(summary), file=sys.stdout)
         if cfg.checkpoint.save_hf:
-            backend.save_hf(out_dir / "hf", bundle.tokenizer)
+            backend.save_hf(out_dir / HF_DIR, bundle.tokenizer)
     finally:
         resources.close()
     return RLResult(final_step=step, history=history, before=before, after=after, summary=summary, out_dir=out_dir)

@@ -42,6 +42,7 @@ from megathink.evaluation.forced_mode import (
 )
 from megathink.evaluation.graders import Verifier, grade_boxed
 from megathink.models.hf_backend import build_hf_backend
+from megathink.run_layout import HF_DIR
 from megathink.trainer.checkpoint import (
     checkpoint_root,
     restore_checkpoint,
@@ -172,7 +173,7 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
         if last_ckpt is None or last_ckpt.name != step_dir_name(step):
             last_ckpt = checkpoint()
         eval_rows = evaluate("final")
-        hf_dir = backend.save_hf(out_dir / "hf", bundle.tokenizer) if cfg.checkpoint.save_hf else None
+        hf_dir = backend.save_hf(out_dir / HF_DIR, bundle.tokenizer) if cfg.checkpoint.save_hf else None
     finally:
         progress.close()
         metrics.close()

@@ -10,10 +10,9 @@ import torch
 import yaml
 
 from megathink.config.run import RunConfig
+from megathink.run_layout import RESOLVED_CONFIG
 from megathink.trainer.rng import seed_everything
 
-RESOLVED_CONFIG = "resolved_config.yaml"
-"""Name of the file, in each stage folder, holding the full validated RunConfig of the run."""
 
 
 def prepare_stage(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
