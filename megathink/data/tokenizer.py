@@ -2,12 +2,14 @@
 
 `tokenizer.kind="toy_arithmetic"` builds the toy task's character-level tokenizer in memory;
 `"pretrained"` reads a local HF tokenizer directory (never the model hub) or a single
-`tokenizer.json`. The control tokens are then added or mapped (see control_tokens.py), and
+`tokenizer.json` (a directory whose tokenizer_config.json names a generic tokenizers-backed
+class is read from its tokenizer.json as is). The control tokens are then added or mapped (see control_tokens.py), and
 EOS/PAD are resolved: PAD falls back to EOS when the tokenizer has none.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -43,6 +45,28 @@ def load_tokenizer(cfg: TokenizerConfig) -> TokenizerBundle:
     )
 
 
+_GENERIC_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
+
+
+def _generic_fast_tokenizer(path: str) -> bool:
+    """Whether the directory's tokenizer_config.json names a generic tokenizers-backed class.
+
+    Such a tokenizer (the toy one, saved with a model) must be read from its tokenizer.json as
+    is: AutoTokenizer would pick the model type's own class (Qwen2Tokenizer for a qwen2
+    config.json), which rebuilds the pre-tokenizer and, for the toy tokenizer, silently drops
+    the newline after `<think>` that the AdaptThink prompt ends with.
+    """
+    config = os.path.join(path, "tokenizer_config.json")
+    if not os.path.isfile(config) or not os.path.isfile(os.path.join(path, "tokenizer.json")):
+        return False
+    try:
+        with open(config, encoding="utf-8") as handle:
+            tokenizer_class = json.load(handle).get("tokenizer_class")
+    except (OSError, ValueError):
+        return False
+    return tokenizer_class in _GENERIC_CLASSES
+
+
 def _load_pretrained(path: str | None) -> Any:
     if not path:
         raise DataError(
@@ -56,6 +80,8 @@ def _load_pretrained(path: str | None) -> Any:
         )
     try:
         if os.path.isdir(path):
+            if _generic_fast_tokenizer(path):
+                return PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
             return AutoTokenizer.from_pretrained(path, local_files_only=True)
         return PreTrainedTokenizerFast(tokenizer_file=path)
     except Exception as err:  # transformers/tokenizers raise many types for unreadable input

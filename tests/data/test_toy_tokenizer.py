@@ -51,3 +51,24 @@ def test_chat_template_user_system_and_generation_prompt():
     with_system = [{"role": "system", "content": "Be brief."}] + user
     rendered = tok.apply_chat_template(with_system, tokenize=False, add_generation_prompt=True)
     assert rendered == "Be brief.\n<|user|>3+4=<|assistant|>"
+
+
+def test_saved_with_a_qwen2_model_the_tokenizer_reloads_with_the_same_ids(tmp_path):
+    """A toy model's HF dir (qwen2 config.json + the toy tokenizer) must encode exactly as the
+    tokenizer it was trained with: AutoTokenizer alone would pick Qwen2Tokenizer, whose
+    rebuilt pre-tokenizer drops the newline after <think> that AdaptThink prompts end with."""
+    from megathink.config import ModelConfig, TokenizerConfig
+    from megathink.data.chat_template import encode_prompt
+    from megathink.data.tokenizer import load_tokenizer
+    from megathink.models import build_hf_backend
+
+    cfg = TokenizerConfig(template="adaptthink")
+    built = load_tokenizer(cfg)
+    small = ModelConfig(hidden_size=16, num_layers=1, num_heads=2, num_kv_heads=2, intermediate_size=32)
+    backend = build_hf_backend(small, built, device="cpu", seed=0)
+    directory = backend.save_hf(tmp_path / "hf", built.tokenizer)
+    loaded = load_tokenizer(TokenizerConfig(kind="pretrained", path=str(directory), template="adaptthink"))
+    text = "Alright 12+34=\n</think>\\boxed{46}<think>\n"
+    assert loaded.tokenizer.encode(text, add_special_tokens=False) == built.tokenizer.encode(text, add_special_tokens=False)
+    assert encode_prompt(loaded, "12+34=", cfg) == encode_prompt(built, "12+34=", cfg)
+    assert encode_prompt(loaded, "12+34=", cfg)[-1] == built.tokenizer.convert_tokens_to_ids("\n")
