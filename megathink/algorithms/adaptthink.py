@@ -37,6 +37,12 @@ silence exactly the rows the objective most wants to move, e.g. A < 0 with ratio
 with a bounded magnitude instead of inf / nan. Where the PPO clip is active the gradient is 0
 either way, and the clipped value does not depend on the clamp.
 
+`first_token_is_prob` may also be a [B] tensor (per-row proposal probabilities: with a
+NoThinking share s of the samples, s for NoThinking rows and 1 - s for Thinking rows) or None
+(nothing is replaced: the naive baseline, whose responses are all sampled from the old policy).
+A multi-token opener ("Alright" in a character tokenizer) is forced as a whole, so its
+later tokens have pi_IS = 1: the caller sets those columns of `old_logp` to 0 (log 1).
+
 No KL penalty and no entropy bonus: the authors use neither, so the function takes none.
 `advantages` and `old_logp` are detached (targets, never trained). Padding (mask 0) may hold
 any value, inf / nan included: it is replaced by 0 before use. Rows with no masked token
@@ -54,6 +60,7 @@ forms, comparable with GRPO's approx_kl).
 from __future__ import annotations
 
 import math
+from typing import Union
 
 import torch
 
@@ -66,7 +73,15 @@ LOG_RATIO_CLAMP = 20.0
 """The sequence log-ratio s_i is clamped to [-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP] before exp."""
 
 
-def _check_first_token_prob(value: object) -> None:
+def _check_first_token_prob(value: object, rows: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, torch.Tensor):
+        if value.shape != (rows,):
+            raise ValueError(f"adaptthink_loss: first_token_is_prob must have shape ({rows},); got {tuple(value.shape)}.")
+        if not bool(((value > 0) & (value <= 1)).all()):
+            raise ValueError("first_token_is_prob is invalid: every entry must be a finite number in (0, 1].")
+        return
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not (ok and 0 < value <= 1):
         raise ValueError(f"first_token_is_prob = {value!r} is invalid: must be a finite number in (0, 1].")
@@ -78,7 +93,7 @@ def adaptthink_loss(
     advantages: torch.Tensor,
     response_mask: torch.Tensor,
     *,
-    first_token_is_prob: float = 0.5,
+    first_token_is_prob: Union[float, torch.Tensor, None] = 0.5,
     clip_eps: float = 0.2,
     form: str = "code",
 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -86,9 +101,12 @@ def adaptthink_loss(
 
     logp, old_logp, response_mask: [B, T] response-aligned, T >= 1, column 0 the forced opener
     (column 0 of old_logp is ignored and replaced by log(first_token_is_prob)); advantages: [B].
+    first_token_is_prob: one probability for every row, a [B] tensor of per-row ones (the
+    opener shares differ when NoThinking is not half of the samples), or None to keep
+    old_logp as given (the naive baseline, nothing forced: the plain ratio to the old policy).
     """
     check_choice("form", form, ADAPTTHINK_FORMS)
-    _check_first_token_prob(first_token_is_prob)
+    _check_first_token_prob(first_token_is_prob, int(logp.shape[0]) if logp.dim() else 0)
     x = prepare_policy_inputs(
         "adaptthink_loss",
         logp,
@@ -107,9 +125,13 @@ def adaptthink_loss(
     dtype, device = x.logp.dtype, x.logp.device
 
     # old': the importance-sampling proposal, on a new tensor (x.old_logp is already a copy).
-    opener = torch.full((x.logp.shape[0], 1), math.log(first_token_is_prob), dtype=dtype, device=device)
-    opener = torch.where(x.mask[:, :1], opener, torch.zeros((), dtype=dtype, device=device))
-    old_is = torch.cat([opener, x.old_logp[:, 1:]], dim=1)  # [B, T]
+    if first_token_is_prob is None:
+        old_is = x.old_logp
+    else:
+        prob = torch.as_tensor(first_token_is_prob, dtype=dtype, device=device).expand(x.logp.shape[0])  # [B]
+        opener = torch.log(prob)[:, None]  # [B, 1]
+        opener = torch.where(x.mask[:, :1], opener, torch.zeros((), dtype=dtype, device=device))
+        old_is = torch.cat([opener, x.old_logp[:, 1:]], dim=1)  # [B, T]
 
     if form == "code":
         new_part = masked_mean(x.logp, x.mask, dim=1)  # [B], grad

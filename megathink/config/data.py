@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from megathink.config.validation import ConfigError, check_choice, check_int, check_nonempty_str
+from megathink.config.validation import ConfigError, check_choice, check_int, check_nonempty_str, fail
 
 DATA_SOURCES = ("toy", "files")
 TOY_MAX_LEVEL = 8
@@ -47,9 +47,19 @@ class DataConfig:
     toy_train_size: int = 20000
     """Number of distinct toy training questions (spread evenly over the levels)."""
 
+    toy_rl_prompts: int = 0
+    """Toy task: the RL and presample stages use only the first N training questions (they
+    are shuffled over the levels); 0 = all of them. AdaptThink's presample pass covers every
+    RL prompt, so a small pool keeps it short while SFT still sees `toy_train_size` questions."""
+
     toy_eval_per_level: int = 100
     """Held-out toy questions per level for evaluation (never seen in training); capped at a
     fifth of a level's distinct problems (level 1 has 100, so it holds out at most 20)."""
+
+    long_prefix: str = ""
+    """Text put at the start of every long (thinking) SFT answer. The toy AdaptThink warm-up
+    sets "Alright" so thinking responses share one opener, the word AdaptThink forces, as R1's
+    thoughts do; R1-style data already has it. Empty: answers as given."""
 
     seed: int = 0
     """Seed of the toy generator and of data shuffling."""
@@ -68,7 +78,10 @@ class DataConfig:
         if len(set(self.levels)) != len(self.levels):
             raise ConfigError(f"data.levels = {self.levels!r} is invalid: levels must not repeat.")
         check_int("data.toy_train_size", self.toy_train_size, low=1)
+        check_int("data.toy_rl_prompts", self.toy_rl_prompts, low=0)
         check_int("data.toy_eval_per_level", self.toy_eval_per_level, low=0)
+        if not isinstance(self.long_prefix, str):
+            fail("data.long_prefix", self.long_prefix, "must be a string (empty for none)")
         check_int("data.seed", self.seed, low=0)
         check_int("data.max_seq_len", self.max_seq_len, low=8)
         if self.source == "files" and not (self.sft_path or self.train_path):

@@ -22,7 +22,7 @@ from megathink.config.tokenizer import TokenizerConfig
 from megathink.config.trainer import TrainerConfig
 from megathink.config.validation import ConfigError, check_choice, check_nonempty_str
 
-STAGES = ("sft", "rl")
+STAGES = ("sft", "presample", "rl")
 
 
 @dataclass(kw_only=True)
@@ -31,8 +31,10 @@ class RunConfig:
     """Folder for checkpoints, metrics, the resolved config and the final HF model."""
 
     stages: list[str] = field(default_factory=lambda: ["sft"])
-    """Stages to run in order: 'sft' (Thinkless stage 1 warm-up), 'rl' (GRPO / DeGRPO). RL
-    starts from the SFT stage's final model when both run, else from model.path."""
+    """Stages to run in order: 'sft' (Thinkless stage 1 warm-up, or a thinking warm-up with
+    tokenizer.template=adaptthink), 'presample' (AdaptThink's Rbar_ref pass over the training
+    prompts, resumable), 'rl' (GRPO / DeGRPO / AdaptThink). Presample and RL start from the SFT
+    stage's final model when it runs, else from model.path."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     """The policy model."""
@@ -91,14 +93,30 @@ class RunConfig:
                 f"tokenizer.kind = 'toy_arithmetic' is invalid with model.path = {self.model.path!r}: "
                 "a pretrained model needs its own tokenizer; set tokenizer.kind=pretrained."
             )
-        if len(set(self.stages)) != len(self.stages) or (
-            "rl" in self.stages and "sft" in self.stages and self.stages.index("rl") < self.stages.index("sft")
+        if len(set(self.stages)) != len(self.stages) or [STAGES.index(x) for x in self.stages] != sorted(
+            STAGES.index(x) for x in self.stages
         ):
-            raise ConfigError(f"stages = {self.stages!r} is invalid: each stage once, sft before rl.")
-        if "rl" in self.stages and self.algorithm.name == "adaptthink":
+            raise ConfigError(f"stages = {self.stages!r} is invalid: each stage once, in the order sft, presample, rl.")
+        if "presample" in self.stages and self.algorithm.name != "adaptthink":
             raise ConfigError(
-                "algorithm.name = 'adaptthink' is invalid for the rl stage: AdaptThink needs the reference "
-                "pre-sampling pass, which megathink does not have yet; use algorithm=degrpo or algorithm=grpo."
+                f"stages = {self.stages!r} is invalid with algorithm.name = {self.algorithm.name!r}: the presample "
+                "stage computes AdaptThink's Rbar_ref; drop it or use algorithm=adaptthink."
+            )
+        if "rl" in self.stages and self.algorithm.name == "adaptthink":
+            if self.tokenizer.template != "adaptthink":
+                raise ConfigError(
+                    f"tokenizer.template = {self.tokenizer.template!r} is invalid with algorithm.name='adaptthink': "
+                    "AdaptThink's prompt ends with the think token; set tokenizer.template=adaptthink."
+                )
+            if self.algorithm.importance_sampling and self.rollout.n_samples < 2:
+                raise ConfigError(
+                    f"rollout.n_samples = {self.rollout.n_samples} is invalid with AdaptThink's importance sampling: "
+                    "each prompt needs a forced NoThinking and a forced Thinking sample; use >= 2 (the authors: 16)."
+                )
+        if "presample" in self.stages and self.data.source == "files" and not self.data.train_path:
+            raise ConfigError(
+                "data.train_path = None is invalid for the 'presample' stage with data.source='files': "
+                "give the RL prompt file whose prompts get an Rbar_ref."
             )
         if "rl" in self.stages and self.data.source == "files" and not self.data.train_path:
             raise ConfigError(

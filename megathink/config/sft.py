@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from megathink.config.optimizer import OptimizerConfig
-from megathink.config.validation import ConfigError, check_int
+from megathink.config.validation import ConfigError, check_int, fail
 
 
 @dataclass(kw_only=True)
@@ -15,10 +15,18 @@ class SFTConfig:
 
     micro_batch_size: int = 16
     """Questions per micro-batch; each contributes its long AND its short answer, so a
-    micro-batch holds twice as many sequences."""
+    micro-batch holds twice as many sequences (once, with template='adaptthink' and
+    nothinking_answers=False)."""
 
     grad_accum_steps: int = 1
     """Micro-batches accumulated into one optimizer step."""
+
+    nothinking_answers: bool = True
+    """With tokenizer.template='adaptthink' (a model warmed up to think, for AdaptThink): also
+    train a NoThinking example per question (prompt, `</think>`, the short answer) with the
+    `</think>` itself left out of the loss. The model then never opens with `</think>` by
+    itself but answers after a forced one, as R1-distilled models do (their SFT data held
+    answers with empty thoughts). False: Thinking examples only. Ignored for 'thinkless'."""
 
     eval_every: int = 0
     """Run the forced-mode evaluation every this many steps; 0 evaluates only at the end."""
@@ -31,6 +39,8 @@ class SFTConfig:
         check_int("sft.micro_batch_size", self.micro_batch_size, low=1)
         check_int("sft.grad_accum_steps", self.grad_accum_steps, low=1)
         check_int("sft.eval_every", self.eval_every, low=0)
+        if not isinstance(self.nothinking_answers, bool):
+            fail("sft.nothinking_answers", self.nothinking_answers, "must be true or false")
         if self.eval_every > self.max_steps:
             raise ConfigError(
                 f"sft.eval_every = {self.eval_every} is invalid: larger than sft.max_steps "

@@ -1,6 +1,7 @@
-"""Thinkless stage-1 SFT data: token ids and loss masks for both answer forms of a question.
+"""SFT warm-up data: token ids and loss masks for the answer forms of a question.
 
-Each hybrid record becomes two examples sharing one prompt (think first, then short):
+template="thinkless" (Thinkless stage 1): each hybrid record becomes two examples sharing one
+prompt (think first, then short):
 
     think: prompt + [<think>] + long text + [EOS]      long text = thought, </think>, answer
     short: prompt + [<short>] + short text + [EOS]
@@ -9,13 +10,24 @@ The loss is trained on the response only: the control token, the answer text and
 Both forms of a question always land in the same batch (`SFTBatchIterator`), which Thinkless
 reports is needed, otherwise the warmed-up model only ever says `<short>`.
 
+template="adaptthink" (a model warmed up to think, the starting point of AdaptThink; the
+prompt itself ends with `<think>\n`, so there is no control token to learn):
+
+    thinking:   prompt + long text + [EOS]                 all response tokens trained
+    nothinking: prompt + [</think>] + short text + [EOS]   `</think>` NOT trained
+
+The NoThinking example (`sft.nothinking_answers`, on by default) teaches the answer after a
+forced `</think>` without teaching the model to choose it: like an R1-distilled model, the
+result thinks by itself but can answer with an empty thought. This warm-up is a toy-task
+stand-in for the papers' starting models, not part of either paper's method.
+
+`long_prefix` (data.long_prefix) is put before every long text, e.g. "Alright" so thinking
+responses share the opener AdaptThink forces.
+
 Mask convention (everywhere in this package, see `SFTBatch`): `loss_mask[b, t] = 1` iff the
 token `input_ids[b, t]` is a trained target. The token at t is predicted from the logits at
 t-1, so a loss computes `CE(logits[:, :-1], input_ids[:, 1:])` weighted by `loss_mask[:, 1:]`.
 Position 0 is never a target.
-
-Departure from the papers: hybrid SFT only supports template="thinkless" (in "adaptthink" the
-prompt itself ends with the think token, so there is no generated control token to learn).
 """
 
 from __future__ import annotations
@@ -31,7 +43,8 @@ from megathink.config.tokenizer import TokenizerConfig
 from megathink.data.chat_template import encode_prompt
 from megathink.data.types import HybridSFTRecord, SFTBatch, TokenizerBundle
 
-SFTPair = tuple["SFTExample", "SFTExample"]
+SFTPair = tuple["SFTExample", ...]
+"""The examples of one question, always batched together (think first)."""
 
 
 @dataclass
@@ -47,43 +60,57 @@ class SFTExample:
         return len(self.input_ids)
 
 
-def encode_sft_pair(record: HybridSFTRecord, bundle: TokenizerBundle, cfg: TokenizerConfig) -> SFTPair:
-    """(think example, short example) of one hybrid record."""
-    if cfg.template != "thinkless":
-        raise DataError(
-            f"tokenizer.template = {cfg.template!r} cannot be used for hybrid SFT: the control token must "
-            "be the first generated token; use tokenizer.template=thinkless for the SFT warm-up."
-        )
+def encode_sft_pair(
+    record: HybridSFTRecord,
+    bundle: TokenizerBundle,
+    cfg: TokenizerConfig,
+    *,
+    long_prefix: str = "",
+    nothinking_answers: bool = True,
+) -> SFTPair:
+    """The examples of one hybrid record for `cfg.template` (see the module docstring): (think,
+    short) for thinkless; (thinking, nothinking) or (thinking,) for adaptthink."""
     prompt = encode_prompt(bundle, record.problem, cfg)
-    examples = []
-    for mode, control_id, text in (
-        ("think", bundle.control.think, record.long),
-        ("short", bundle.control.short, record.short),
-    ):
-        response = [control_id] + list(bundle.tokenizer.encode(text, add_special_tokens=False)) + [bundle.eos_id]
-        examples.append(
-            SFTExample(
-                input_ids=prompt + response,
-                loss_mask=[0] * len(prompt) + [1] * len(response),
-                mode=mode,
-                level=record.level,
-            )
+
+    def example(mode: str, forced: list[int], trained: list[int], text: str) -> SFTExample:
+        response = trained + list(bundle.tokenizer.encode(text, add_special_tokens=False)) + [bundle.eos_id]
+        return SFTExample(
+            input_ids=prompt + forced + response,
+            loss_mask=[0] * (len(prompt) + len(forced)) + [1] * len(response),
+            mode=mode,
+            level=record.level,
         )
-    return examples[0], examples[1]
+
+    long = long_prefix + record.long
+    if cfg.template == "thinkless":
+        return (
+            example("think", [], [bundle.control.think], long),
+            example("short", [], [bundle.control.short], record.short),
+        )
+    thinking = example("think", [], [], long)
+    if not nothinking_answers:
+        return (thinking,)
+    return thinking, example("short", [bundle.control.end_think], [], record.short)
 
 
 def prepare_sft_pairs(
-    records: Sequence[HybridSFTRecord], bundle: TokenizerBundle, cfg: TokenizerConfig, max_seq_len: int
+    records: Sequence[HybridSFTRecord],
+    bundle: TokenizerBundle,
+    cfg: TokenizerConfig,
+    max_seq_len: int,
+    *,
+    long_prefix: str = "",
+    nothinking_answers: bool = True,
 ) -> tuple[list[SFTPair], int]:
-    """Encoded pairs, without those where either example exceeds `max_seq_len`; and how many were dropped."""
+    """Encoded questions, without those where any example exceeds `max_seq_len`; and how many were dropped."""
     pairs = []
     dropped = 0
     for record in records:
-        think, short = encode_sft_pair(record, bundle, cfg)
-        if len(think) > max_seq_len or len(short) > max_seq_len:
+        pair = encode_sft_pair(record, bundle, cfg, long_prefix=long_prefix, nothinking_answers=nothinking_answers)
+        if any(len(example) > max_seq_len for example in pair):
             dropped += 1
         else:
-            pairs.append((think, short))
+            pairs.append(pair)
     return pairs, dropped
 
 
@@ -100,7 +127,8 @@ def collate_sft(examples: Sequence[SFTExample], pad_id: int) -> SFTBatch:
         input_ids[row, :length] = torch.tensor(example.input_ids, dtype=torch.long)
         attention_mask[row, :length] = 1
         loss_mask[row, :length] = torch.tensor(example.loss_mask, dtype=torch.float32)
-    return SFTBatch(input_ids=input_ids, attention_mask=attention_mask, loss_mask=loss_mask)
+    modes = tuple(e.mode for e in examples)
+    return SFTBatch(input_ids=input_ids, attention_mask=attention_mask, loss_mask=loss_mask, modes=modes)
 
 
 class SFTBatchIterator:

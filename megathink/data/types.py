@@ -83,11 +83,13 @@ class SFTBatch:
 
     input_ids [B, T] long, attention_mask [B, T] long (1 on real tokens),
     loss_mask [B, T] float: 1 where the token at t is a training target (predicted from t-1).
+    modes: the answer form of each row ("think" / "short"), or () when unknown.
     """
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     loss_mask: torch.Tensor
+    modes: tuple[str, ...] = ()
 
     @property
     def num_target_tokens(self) -> int:

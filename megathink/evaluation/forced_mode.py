@@ -11,7 +11,9 @@ evaluation counts a response, so always-think lengths compare with a policy's) a
 rates: `format_ok` (ended with EOS within eval.max_new_tokens; short: no think/end-think token;
 think: exactly one end-think token and no think token) and `truncated` (no EOS in budget).
 This is the Thinkless "forced mode" check that the SFT warm-up taught both modes; the think
-ratio of a freely choosing policy is measured by the RL evaluation instead.
+ratio of a freely choosing policy is measured by the RL evaluation instead. With
+`tokenizer.template="adaptthink"` short is NoThinking (`</think>` forced after the prompt's
+`<think>\n`) and think is the model's own unforced response (`forced_tokens`).
 """
 
 from __future__ import annotations
@@ -70,12 +72,14 @@ def evaluate_forced_modes(
     verify: Verifier,
     *,
     seed: int = 0,
+    thinking_opener: Sequence[int] = (),
 ) -> list[ModeEvalRow]:
     """Rows per level (sorted, numeric levels first) and a final "all" row.
 
     records: objects with `.problem`, `.answer` and `.level` (PromptRecord, HybridSFTRecord).
     Sampling (eval.temperature > 0) is seeded with `seed` inside a forked RNG, so evaluating
-    never changes the training run's random stream.
+    never changes the training run's random stream. `thinking_opener`: token ids forced for
+    think mode under the adaptthink template (AdaptThink's opener; none by default).
     """
     if not records:
         return []
@@ -87,15 +91,30 @@ def evaluate_forced_modes(
         with torch.random.fork_rng(devices=_rng_devices(backend.device)):
             torch.manual_seed(seed)
             for mode in MODES:
-                control = bundle.control.short if mode == "short" else bundle.control.think
-                responses = generate_responses(backend, bundle, [p + [control] for p in prompts], eval_cfg)
+                forced = forced_tokens(mode, bundle, tok_cfg.template, thinking_opener)
+                responses = generate_responses(backend, bundle, [p + forced for p in prompts], eval_cfg)
                 judged[mode] = [
-                    _judge(ids, truncated, mode, record, bundle, tok_cfg, verify)
+                    _judge(ids, truncated, mode, record, bundle, tok_cfg, verify, forced=len(forced))
                     for (ids, truncated), record in zip(responses, records)
                 ]
     finally:
         backend.model.train(was_training)
     return _rows(judged)
+
+
+def forced_tokens(
+    mode: str, bundle: TokenizerBundle, template: str, thinking_opener: Sequence[int] = ()
+) -> list[int]:
+    """The token(s) that force `mode` after a prompt rendered with `template`.
+
+    thinkless: the control token (`<short>` / `<think>`). adaptthink (the prompt ends with
+    `<think>\\n`): `</think>` for short (NoThinking); for think the `thinking_opener` ids, or
+    nothing (a warmed-up model thinks by default). The whole response, forced opener
+    included, is then judged as a Thinking response.
+    """
+    if template == "adaptthink":
+        return [bundle.control.end_think] if mode == "short" else list(thinking_opener)
+    return [bundle.control.short if mode == "short" else bundle.control.think]
 
 
 @torch.no_grad()
@@ -189,7 +208,7 @@ def summary_metrics(rows: Sequence[ModeEvalRow], prefix: str = "eval") -> dict[s
 
 def _judge(
     ids: list[int], truncated: bool, mode: str, record: Any, bundle: TokenizerBundle,
-    tok_cfg: TokenizerConfig, verify: Verifier,
+    tok_cfg: TokenizerConfig, verify: Verifier, *, forced: int = 1,
 ) -> _Judged:
     body = ids if truncated else ids[:-1]  # drop the closing EOS before decoding
     text = bundle.tokenizer.decode(body, skip_special_tokens=False)
@@ -201,7 +220,7 @@ def _judge(
     else:
         shape_ok = not stray and text.count(tok_cfg.end_think_token) == 1
     level = "none" if getattr(record, "level", None) is None else str(record.level)
-    return _Judged(level, correct, 1 + len(ids), shape_ok and not truncated, truncated)  # + the control token
+    return _Judged(level, correct, forced + len(ids), shape_ok and not truncated, truncated)  # + the forced token
 
 
 def _rows(judged: dict[str, list[_Judged]]) -> list[ModeEvalRow]:

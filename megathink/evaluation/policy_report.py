@@ -103,6 +103,21 @@ class PolicyEvalReport:
             "rows": [{"dataset": r.dataset, "level": r.level, **asdict(r.metrics)} for r in self.rows],
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "PolicyEvalReport":
+        """The report `to_json()` wrote."""
+        fields = set(PolicyMetrics.__dataclass_fields__)
+        rows = [
+            PolicyEvalRow(r["dataset"], r["level"], PolicyMetrics(**{k: v for k, v in r.items() if k in fields}))
+            for r in data["rows"]
+        ]
+        return cls(rows=rows, seeds=list(data["seeds"]), sampling=dict(data.get("sampling", {})), source=data.get("source", ""))
+
+    @classmethod
+    def load(cls, path: Path | str) -> "PolicyEvalReport":
+        """Read a report `save` wrote."""
+        return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+
     def save(self, path: Path | str) -> Path:
         """Write `to_json()` to `path` atomically (temporary sibling, then rename)."""
         path = Path(path)

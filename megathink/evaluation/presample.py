@@ -3,7 +3,8 @@
 ALGORITHMS.md section 2: `Rbar_ref(x)` is the mean accuracy of K = `algorithm.presample_k`
 samples of the reference model (`model.path`, a HF directory) on each training prompt x,
 computed once before training. The training prompts are the `data.train_path` file
-(`data.source=files`) or the toy task's train split (`data.source=toy`), deduplicated by
+(`data.source=files`) or the toy task's train split (`data.source=toy`, its first
+`data.toy_rl_prompts` when set): the prompts RL samples from (`data.rl_prompts.rl_prompt_split`), deduplicated by
 `prompt_id` in file order; `algorithm.presample_limit > 0` keeps only the first N of them.
 
 Sampling: each prompt is rendered by the configured chat template (AdaptThink needs
@@ -46,9 +47,8 @@ from tqdm import tqdm
 from megathink.config.run import RunConfig
 from megathink.config.tokenizer import TokenizerConfig
 from megathink.data.chat_template import encode_prompt
-from megathink.data.loaders import load_prompts
 from megathink.data.tokenizer import load_tokenizer
-from megathink.data.toy_task import build_toy_datasets
+from megathink.data.rl_prompts import rl_prompt_split
 from megathink.data.types import HybridSFTRecord, PromptRecord, TokenizerBundle, prompt_id
 from megathink.errors import ConfigError, MissingPathError
 from megathink.evaluation.batch_graders import GradeFn, task_grader
@@ -126,28 +126,14 @@ def run_presample(cfg: RunConfig) -> PresampleResult:
 
 
 def training_prompts(cfg: RunConfig) -> tuple[list[TrainRecord], bool]:
-    """(the distinct training prompts in order, first `algorithm.presample_limit` of them; whether toy)."""
-    if cfg.data.source == "toy":
-        records: list[TrainRecord] = list(build_toy_datasets(cfg.data)[0])
-        toy = True
-    else:
-        train_path = cfg.data.train_path
-        if not train_path:
-            raise ConfigError(
-                "data.train_path = None is invalid for megathink presample with data.source='files': give the "
-                "training prompt file (problem, answer[, level] per line) AdaptThink will train on."
-            )
-        if not os.path.isfile(train_path):
-            raise MissingPathError(
-                f"data.train_path = {train_path!r} does not exist: give a .jsonl or .parquet prompt file."
-            )
-        records, toy = list(load_prompts(train_path, cfg.data)), False
+    """(the distinct RL training prompts in order, first `algorithm.presample_limit` of them; whether toy)."""
+    records, _ = rl_prompt_split(cfg.data, command="megathink presample")
     distinct: dict[str, TrainRecord] = {}
     for record in records:
         distinct.setdefault(prompt_id(record.problem), record)
     chosen = list(distinct.values())  # never empty: toy_train_size >= 1, and a prompt file has rows
     limit = cfg.algorithm.presample_limit
-    return (chosen[:limit] if limit > 0 else chosen), toy
+    return (chosen[:limit] if limit > 0 else chosen), cfg.data.source == "toy"
 
 
 def prompt_seed(seed: int, pid: str) -> int:

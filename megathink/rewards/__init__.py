@@ -7,10 +7,12 @@
 * `modes.py`: the mode from the first response token and the answer region of a response.
 * `grading.py`: correctness of whole responses (region, last box, grader).
 * `thinkless_reward.py`: the Thinkless reward table.
+* `adaptthink_reward.py`: AdaptThink's advantage `delta * 1[NoThinking] + R - Rbar_ref`.
 
 Nothing here imports torch (grading workers import this package and must start fast).
 """
 
+from megathink.rewards.adaptthink_reward import adaptthink_advantages
 from megathink.rewards.boxed import extract_last_boxed
 from megathink.rewards.equivalence import MAX_ANSWER_CHARS, is_equivalent, precheck
 from megathink.rewards.grader_pool import GraderPool
@@ -20,6 +22,7 @@ from megathink.rewards.normalize import strip_string
 from megathink.rewards.thinkless_reward import thinkless_reward, thinkless_rewards
 
 __all__ = [
+    "adaptthink_advantages",
     "MAX_ANSWER_CHARS",
     "MODES",
     "GraderPool",

@@ -1,17 +1,21 @@
 """The RL stage (Thinkless stage 2): rollout -> grade -> advantages -> updates -> sync -> log.
 
-`run_rl(cfg, out_dir, init_dir=None)` trains the policy with GRPO or DeGRPO (`algorithm`)
-on the Thinkless reward table (`reward`), starting from `init_dir` (the SFT stage's `hf/`)
-or `model.path`. Each step: `rl.prompts_per_step` prompts, `rollout.n_samples` responses
-each from the local engine; the mode is read from the first response token; correctness
-from the task's verifier (toy) or the time-bounded `GraderPool` (prompt files); group-relative
-advantages; the old policy's log-probs are recomputed by the trainer at the rollout
-temperature (and their mean absolute gap to the engine's is logged; with one mini-batch the
-update's own forward pass serves, see rl_update.py); then `rl.mini_batches` optimizer steps. It writes, in `out_dir`:
+`run_rl(cfg, out_dir, init_dir=None)` trains the policy with GRPO or DeGRPO on the Thinkless
+reward table (`reward`), or with AdaptThink on its constrained objective (`algorithm`),
+starting from `init_dir` (the SFT stage's `hf/`) or `model.path`. Each step:
+`rl.prompts_per_step` prompts, `rollout.n_samples` responses each from the local engine
+(AdaptThink: forced openers, see rl_rollout.py); the mode is read from the first response
+token; correctness from the task's verifier (toy) or the time-bounded `GraderPool` (prompt
+files); advantages (group-relative, or AdaptThink's `delta * 1[NoThinking] + R - Rbar_ref`
+with Rbar_ref read from the presample file, refusing to start when a prompt lacks one);
+the old policy's log-probs are recomputed by the trainer at the rollout temperature (and
+their mean absolute gap to the engine's is logged; with one mini-batch the update's own
+forward pass serves, see rl_update.py); then `rl.mini_batches` optimizer steps. It writes, in `out_dir`:
 
     resolved_config.yaml, metrics.jsonl (+ tensorboard/), checkpoints/step_NNNNNNNN/,
     eval/before.json and eval/after.json (the policy's own choice of mode, per level),
-    eval/forced_after.json (the final model forced short / forced think), summary.json, hf/
+    eval/forced_after.json (the final model forced short / forced think; AdaptThink:
+    forced `</think>` / forced thinking opener), summary.json, hf/
 
 Departure from the authors' loop: no dynamic batch-size balancing; micro-batches see a fixed
 number of sequences.
@@ -33,29 +37,29 @@ from typing import Any, Optional
 import torch
 from tqdm import tqdm
 
-from megathink.algorithms import group_advantages
 from megathink.config.run import RunConfig
 from megathink.data.chat_template import encode_prompt
-from megathink.data.loaders import load_prompts
 from megathink.data.prompt_sampler import PromptSampler
 from megathink.data.tokenizer import load_tokenizer
-from megathink.data.toy_task import ArithmeticTask, build_toy_datasets
+from megathink.data.rl_prompts import rl_prompt_split
+from megathink.data.toy_task import ArithmeticTask
 from megathink.evaluation.batch_graders import task_grader
 from megathink.evaluation.forced_mode import ModeEvalRow, evaluate_forced_modes, save_eval_rows
-from megathink.evaluation.policy_eval import evaluate_policy, judge_samples
-from megathink.evaluation.graders import Verifier
+from megathink.evaluation.policy_eval import evaluate_policy
+from megathink.evaluation.reference_accuracy import load_reference_accuracy, reference_accuracy_file
 from megathink.evaluation.policy_report import ALL, PolicyEvalReport
 from megathink.models.hf_backend import HFBackend, build_hf_backend
-from megathink.rewards import thinkless_rewards
 from megathink.rollout.local_engine import LocalEngine
-from megathink.rollout.types import RolloutRequest, SamplingParams
+from megathink.rollout.types import SamplingParams
 from megathink.run_layout import HF_DIR
 from megathink.trainer.checkpoint import checkpoint_root, resolve_resume, restore_checkpoint, save_checkpoint
 from megathink.trainer.lr_schedule import build_scheduler
 from megathink.trainer.metrics import MetricsLogger
 from megathink.trainer.optim import build_adamw
 from megathink.trainer.rl_batch import build_rl_batch, nonzero_advantage_rows
-from megathink.trainer.rl_metrics import rollout_metrics
+from megathink.trainer.rl_metrics import nothinking_progress, rollout_metrics
+from megathink.trainer.rl_rollout import adaptthink_rollout, opener_ids, reference_accuracies, thinkless_rollout
+from megathink.trainer.rl_summary import build_summary, format_summary, saved_report
 from megathink.trainer.rl_update import rl_update, score_batch
 from megathink.trainer.stage_setup import prepare_stage
 
@@ -83,7 +87,13 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
         model_cfg = dataclasses.replace(cfg.model, path=str(init_dir))
         tok_cfg = dataclasses.replace(cfg.tokenizer, kind="pretrained", path=str(init_dir))
     bundle = load_tokenizer(tok_cfg)
-    train, evaluation, verify = _prompts(cfg)
+    train, evaluation = rl_prompt_split(cfg.data)
+    toy = cfg.data.source == "toy"
+    verify = ArithmeticTask(cfg.data.levels, cfg.data.seed).verify if toy else None
+    adaptthink = cfg.algorithm.name == "adaptthink"
+    if adaptthink:  # before loading the model: a missing Rbar_ref fails fast, naming the prompts
+        rbar = load_reference_accuracy(reference_accuracy_file(cfg), train)
+        opener = opener_ids(bundle, cfg.algorithm)
     backend = build_hf_backend(model_cfg, bundle, device=cfg.trainer.device, seed=cfg.trainer.seed)
     reference = _frozen_copy(backend) if cfg.algorithm.kl_coef > 0 else None
     engine = LocalEngine(backend, pad_id=bundle.pad_id, batch_size=cfg.rollout.batch_size)
@@ -103,7 +113,7 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
         log.info("resumed RL from %s at step %d", resume_from, step)
 
     resources = contextlib.ExitStack()  # the grader pool (prompt files) and the metrics sinks
-    grade = task_grader(cfg, tok_cfg, toy=verify is not None, stack=resources)
+    grade = task_grader(cfg, tok_cfg, toy=toy, stack=resources)
     metrics = resources.enter_context(MetricsLogger(out_dir, cfg.logger, out_dir.name, config_dict))
     eval_params = SamplingParams(
         temperature=cfg.eval.temperature, top_p=cfg.eval.top_p, max_new_tokens=cfg.eval.max_new_tokens,
@@ -117,7 +127,7 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
         report.save(out_dir / "eval" / f"{name}.json")
         if cfg.logger.console:
             tqdm.write(f"policy evaluation ({name}, step {step}):\n{report.format_table()}", file=sys.stdout)
-        metrics.log(step, report.flat_metrics(prefix=f"eval_{name}"))
+        metrics.log(step, report.flat_metrics(prefix="eval"))  # one series over steps
         return report
 
     history: list[dict[str, float]] = []
@@ -133,23 +143,28 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
             step_started = time.monotonic()
             indices = sampler.next()
             chosen = [train[i] for i in indices]
-            requests = [RolloutRequest(prompt_ids=prompt_ids[i], group_id=g) for g, i in enumerate(indices)]
             params = SamplingParams(
                 temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, top_k=cfg.rollout.top_k,
                 max_new_tokens=cfg.rollout.max_new_tokens, stop_token_ids=(bundle.eos_id,),
                 n=cfg.rollout.n_samples, seed=cfg.trainer.seed * 1_000_003 + step,
             )
-            samples = engine.generate(requests, params)
-            judged = judge_samples(samples, chosen, bundle, grade, template=tok_cfg.template)
-            rewards = thinkless_rewards([j.mode for j in judged], [j.correct for j in judged], cfg.reward)
-            group_ids = torch.tensor([s.group_id for s in samples])
-            advantages = group_advantages(
-                torch.tensor(rewards, dtype=torch.float32), group_ids, std_normalize=cfg.algorithm.std_normalize
-            )
-            batch = build_rl_batch(samples, advantages, pad_id=bundle.pad_id)
+            prompts = [prompt_ids[i] for i in indices]
+            if adaptthink:
+                graded = adaptthink_rollout(
+                    engine, prompts, chosen, params, bundle, grade, algorithm=cfg.algorithm,
+                    rbar=reference_accuracies(chosen, rbar), opener=opener, default_cap=cfg.rollout.max_new_tokens,
+                )
+            else:
+                graded = thinkless_rollout(
+                    engine, prompts, chosen, params, bundle, grade, template=tok_cfg.template,
+                    reward=cfg.reward, std_normalize=cfg.algorithm.std_normalize,
+                )
+            samples, judged, rewards = graded.samples, graded.judged, graded.rewards
+            batch = build_rl_batch(samples, graded.advantages, pad_id=bundle.pad_id, opener_prob=graded.opener_prob)
             if cfg.rl.filter_zero_advantage:
                 batch = batch.select(nonzero_advantage_rows(batch))
             row = rollout_metrics(judged, rewards)
+            row["advantage_mean"] = float(graded.advantages.mean())
             if batch.size:
                 backend.train(False)
                 score = dict(temperature=cfg.rollout.temperature, micro_batch_size=cfg.rl.micro_batch_size)
@@ -163,6 +178,11 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
                     backend, batch, old_logp, ref_logp, optimizer, scheduler,
                     algorithm=cfg.algorithm, rl=cfg.rl, temperature=cfg.rollout.temperature,
                 ))
+                if adaptthink:
+                    row.update(nothinking_progress(
+                        backend, batch, end_think=bundle.control.end_think, temperature=cfg.rollout.temperature,
+                        micro_batch_size=cfg.rl.micro_batch_size,
+                    ))
                 engine.sync_weights(backend)
             step += 1
             seconds = time.monotonic() - step_started
@@ -185,9 +205,12 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
         after = evaluate("after")
         forced: list[ModeEvalRow] = []
         if verify is not None and evaluation:  # always-think / always-short baselines of the final model
-            forced = evaluate_forced_modes(backend, bundle, tok_cfg, evaluation, cfg.eval, verify, seed=cfg.trainer.seed)
+            forced = evaluate_forced_modes(
+                backend, bundle, tok_cfg, evaluation, cfg.eval, verify, seed=cfg.trainer.seed,
+                thinking_opener=opener if adaptthink else (),
+            )
             save_eval_rows(forced, out_dir / "eval" / "forced_after.json")
-        summary = build_summary(after, forced)
+        summary = build_summary(after, forced, before=before if before is not None else saved_report(out_dir / "eval" / "before.json"))
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         if cfg.logger.console:
             tqdm.write(format_summary(summary), file=sys.stdout)
@@ -196,17 +219,6 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
     finally:
         resources.close()
     return RLResult(final_step=step, history=history, before=before, after=after, summary=summary, out_dir=out_dir)
-
-
-def _prompts(cfg: RunConfig) -> tuple[list[Any], list[Any], Optional[Verifier]]:
-    """(train prompts, eval prompts, the task's verifier or None for prompt files)."""
-    if cfg.data.source == "toy":
-        train, evaluation = build_toy_datasets(cfg.data)
-        return train, evaluation, ArithmeticTask(cfg.data.levels, cfg.data.seed).verify
-    assert cfg.data.train_path is not None  # RunConfig guarantees it for the rl stage
-    train = load_prompts(cfg.data.train_path, cfg.data)
-    evaluation = load_prompts(cfg.data.eval_path, cfg.data) if cfg.data.eval_path else []
-    return train, evaluation, None
 
 
 def _frozen_copy(backend: HFBackend) -> HFBackend:
@@ -230,48 +242,3 @@ def _checkpoint(
         root, step, model=backend.model, optimizer=optimizer, scheduler=scheduler,
         data_state=sampler.state_dict(), trainer_state={}, keep_last=cfg.checkpoint.keep_last,
     )
-
-
-def build_summary(after: PolicyEvalReport, forced: list[ModeEvalRow]) -> dict[str, Any]:
-    """The demo's summary: the trained policy per level and overall, next to the same model
-    forced to always think / always answer short (None when there is no forced evaluation)."""
-    rows = [row for row in after.rows if row.dataset == "eval"]
-    overall = next(row.metrics for row in rows if row.level == ALL)
-    forced_all = next((row for row in forced if row.level == ALL), None)
-    return {
-        "per_level": [
-            {
-                "level": int(row.level) if row.level.isdigit() else row.level,
-                "think_ratio": row.metrics.think_ratio,
-                "accuracy": row.metrics.accuracy,
-                "mean_tokens": row.metrics.mean_tokens,
-            }
-            for row in rows
-            if row.level != ALL
-        ],
-        "accuracy": overall.accuracy,
-        "mean_tokens": overall.mean_tokens,
-        "think_ratio": overall.think_ratio,
-        "always_think_accuracy": forced_all.think_acc if forced_all else None,
-        "always_think_mean_tokens": forced_all.think_tokens if forced_all else None,
-        "always_short_accuracy": forced_all.short_acc if forced_all else None,
-    }
-
-
-def format_summary(summary: dict[str, Any]) -> str:
-    """The summary as a few readable lines: the policy per level, then against always-think."""
-    lines = ["RL summary (the policy chooses its mode):", "level  think ratio  accuracy  mean tokens"]
-    for row in summary["per_level"]:
-        lines.append(
-            f"{row['level']!s:<5}  {100 * row['think_ratio']:10.1f}%  {100 * row['accuracy']:7.1f}%  {row['mean_tokens']:11.1f}"
-        )
-    lines.append(
-        f"all    {100 * summary['think_ratio']:10.1f}%  {100 * summary['accuracy']:7.1f}%  {summary['mean_tokens']:11.1f}"
-    )
-    if summary["always_think_accuracy"] is not None:
-        lines.append(
-            f"always think: accuracy {100 * summary['always_think_accuracy']:.1f}%, "
-            f"mean tokens {summary['always_think_mean_tokens']:.1f}; "
-            f"always short: accuracy {100 * summary['always_short_accuracy']:.1f}%"
-        )
-    return "\n".join(lines)

@@ -10,7 +10,7 @@ out the same way so the trainer can log how far its own recomputation is from th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 
@@ -28,6 +28,8 @@ class RLBatch:
     advantages: torch.Tensor  # [B] float32
     group_ids: torch.Tensor  # [B] long
     prompt_len: int  # P
+    forced: torch.Tensor  # [B] long, leading response tokens that were forced (AdaptThink openers)
+    opener_prob: torch.Tensor  # [B] float32, pi_IS of the forced opener (1 where nothing was forced)
 
     @property
     def size(self) -> int:
@@ -43,11 +45,16 @@ class RLBatch:
             advantages=self.advantages[rows],
             group_ids=self.group_ids[rows],
             prompt_len=self.prompt_len,
+            forced=self.forced[rows],
+            opener_prob=self.opener_prob[rows],
         )
 
 
-def build_rl_batch(samples: Sequence[Sample], advantages: torch.Tensor, *, pad_id: int) -> RLBatch:
-    """Pad `samples` (prompt left, response right) into an `RLBatch` with `advantages` [B]."""
+def build_rl_batch(
+    samples: Sequence[Sample], advantages: torch.Tensor, *, pad_id: int, opener_prob: Optional[torch.Tensor] = None
+) -> RLBatch:
+    """Pad `samples` (prompt left, response right) into an `RLBatch` with `advantages` [B] (and
+    `opener_prob` [B], the proposal probability of each forced opener; default all 1)."""
     if not samples:
         raise ValueError("build_rl_batch: no samples.")
     prompt_len = max(len(s.prompt_ids) for s in samples)
@@ -73,6 +80,8 @@ def build_rl_batch(samples: Sequence[Sample], advantages: torch.Tensor, *, pad_i
         advantages=advantages.to(torch.float32),
         group_ids=torch.tensor([s.group_id for s in samples], dtype=torch.long),
         prompt_len=prompt_len,
+        forced=torch.tensor([s.forced for s in samples], dtype=torch.long),
+        opener_prob=torch.ones(batch) if opener_prob is None else opener_prob.to(torch.float32),
     )
 
 

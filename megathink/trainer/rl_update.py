@@ -4,7 +4,8 @@
 after the rollout, or the frozen reference), at the rollout temperature. `rl_update` splits
 the batch into `rl.mini_batches` parts that keep whole groups together and takes one
 optimizer step per part, accumulating gradients over micro-batches of `rl.micro_batch_size`
-sequences; the loss is the shared `megathink.algorithms` function for `algorithm.name`.
+sequences; the loss is the shared `megathink.algorithms` function for `algorithm.name`
+(AdaptThink's gets each row's opener probability and forced length from the batch).
 
 On-policy shortcut: with one mini-batch per rollout step the policy that sampled the batch is
 the policy being updated, so `old_logp=None` takes the old log-probs from the update's own
@@ -24,7 +25,7 @@ from typing import Callable, Optional
 
 import torch
 
-from megathink.algorithms import degrpo_loss, grpo_loss
+from megathink.algorithms import adaptthink_loss, degrpo_loss, grpo_loss
 from megathink.config.algorithm import AlgorithmConfig
 from megathink.config.rl import RLConfig
 from megathink.models.protocol import PolicyBackend
@@ -35,13 +36,48 @@ LossFn = Callable[..., tuple[torch.Tensor, dict[str, float]]]
 
 
 def policy_loss_fn(cfg: AlgorithmConfig) -> LossFn:
-    """The configured loss with its coefficients bound: f(logp, old_logp, adv, mask, ref_logp=, entropy=)."""
+    """The configured loss with its coefficients bound:
+    f(logp, old_logp, adv, mask, *, ref_logp, entropy, forced, opener_prob) -> (loss, metrics)."""
     common = dict(clip_eps=cfg.clip_eps, kl_coef=cfg.kl_coef, kl_estimator=cfg.kl_estimator, entropy_coef=cfg.entropy_coef)
     if cfg.name == "degrpo":
-        return functools.partial(degrpo_loss, alpha=cfg.alpha, response_norm=cfg.response_norm, **common)
+        return _ignoring_openers(functools.partial(degrpo_loss, alpha=cfg.alpha, response_norm=cfg.response_norm, **common))
     if cfg.name == "grpo":
-        return functools.partial(grpo_loss, agg=cfg.agg, **common)
-    raise ValueError(f"algorithm.name = {cfg.name!r} has no RL update here; use 'degrpo' or 'grpo'.")
+        return _ignoring_openers(functools.partial(grpo_loss, agg=cfg.agg, **common))
+    if cfg.name == "adaptthink":
+        return functools.partial(_adaptthink, cfg)
+    raise ValueError(f"algorithm.name = {cfg.name!r} has no RL update here; use 'degrpo', 'grpo' or 'adaptthink'.")
+
+
+def _ignoring_openers(loss: LossFn) -> LossFn:
+    def bound(logp, old_logp, advantages, mask, *, ref_logp=None, entropy=None, forced=None, opener_prob=None):
+        return loss(logp, old_logp, advantages, mask, ref_logp=ref_logp, entropy=entropy)
+
+    return bound
+
+
+def _adaptthink(
+    cfg: AlgorithmConfig,
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    ref_logp: Optional[torch.Tensor] = None,
+    entropy: Optional[torch.Tensor] = None,
+    forced: Optional[torch.Tensor] = None,
+    opener_prob: Optional[torch.Tensor] = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """AdaptThink's loss; with importance sampling, the forced opener's proposal probability is
+    `opener_prob` [b] for its first token and 1 (log 0) for the rest of a multi-token opener."""
+    if not cfg.importance_sampling or opener_prob is None:
+        return adaptthink_loss(logp, old_logp, advantages, mask, first_token_is_prob=None, clip_eps=cfg.clip_eps, form=cfg.form)
+    if forced is not None:
+        columns = torch.arange(old_logp.shape[1], device=old_logp.device)[None, :]  # [1, T]
+        opener_tail = (columns >= 1) & (columns < forced.to(old_logp.device)[:, None])  # [b, T]
+        old_logp = old_logp.masked_fill(opener_tail, 0.0)
+    return adaptthink_loss(
+        logp, old_logp, advantages, mask, first_token_is_prob=opener_prob, clip_eps=cfg.clip_eps, form=cfg.form
+    )
 
 
 @torch.no_grad()
@@ -108,6 +144,8 @@ def rl_update(
                 mask,
                 ref_logp=None if mini_ref is None else mini_ref[micro].to(device),
                 entropy=None if entropy is None else entropy[:, mini.prompt_len :],
+                forced=mini.forced[micro].to(device),
+                opener_prob=mini.opener_prob[micro].to(device),
             )
             (loss * weight).backward()
             for key, value in metrics.items():

@@ -2,7 +2,9 @@
 
 `run_sft(cfg, out_dir)` trains the policy on hybrid records (every question with its long
 `<think>` answer and its short `<short>` answer in the same batch), with the prompt masked and
-a per-token mean loss over each optimizer step (see `sft_step.py`). It writes
+a per-token mean loss over each optimizer step (see `sft_step.py`). With
+`tokenizer.template=adaptthink` the same loop warms a model up to *think* (AdaptThink's starting
+point on the toy task; `data/sft_examples.py` says which tokens are trained). It writes
 
     <out>/resolved_config.yaml     the full RunConfig of this invocation
     <out>/metrics.jsonl            one json line per log (appended across resumes)
@@ -91,7 +93,10 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
 
     bundle = load_tokenizer(cfg.tokenizer)
     train_records, eval_records, verify = _load_data(cfg)
-    pairs, dropped = prepare_sft_pairs(train_records, bundle, cfg.tokenizer, cfg.data.max_seq_len)
+    pairs, dropped = prepare_sft_pairs(
+        train_records, bundle, cfg.tokenizer, cfg.data.max_seq_len,
+        long_prefix=cfg.data.long_prefix, nothinking_answers=cfg.sft.nothinking_answers,
+    )
     log.info("SFT data: %d questions kept, %d dropped as longer than data.max_seq_len", len(pairs), dropped)
     if not pairs:
         raise ConfigError(

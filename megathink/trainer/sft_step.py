@@ -13,8 +13,9 @@ N is known before the first backward; each micro-batch then backpropagates its o
 The log-probs come from `PolicyBackend.logprobs`, i.e. `megathink.kernels.token_logprobs`,
 rather than `F.cross_entropy`: it is the same path the RL losses use (one place to swap in
 the fused Triton kernel later), it never materialises a full fp32 log-softmax, and its
-per-token output splits the loss by mode for free. The mode of a row is read from its first
-target token (the control token `<short>` or `<think>`).
+per-token output splits the loss by mode for free. The mode of a row is the batch's `modes`
+entry (set by `collate_sft`), else read from its first target token (the control token
+`<short>` or `<think>`).
 """
 
 from __future__ import annotations
@@ -89,7 +90,10 @@ def sft_step(
 
 
 def row_modes(batch: SFTBatch, control: ControlTokenIds) -> dict[str, torch.Tensor]:
-    """{"short": bool [B], "think": bool [B]}: rows whose first target token is that control token."""
+    """{"short": bool [B], "think": bool [B]}: rows of that answer form (`batch.modes`), or,
+    when the batch does not carry them, rows whose first target token is that control token."""
+    if batch.modes:
+        return {mode: torch.tensor([m == mode for m in batch.modes], dtype=torch.bool) for mode in ("short", "think")}
     mask = batch.loss_mask > 0  # [B, T]
     first = mask.float().argmax(dim=1)  # [B] index of the first target token
     first_ids = batch.input_ids.gather(1, first[:, None]).squeeze(1)  # [B]

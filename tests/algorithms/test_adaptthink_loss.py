@@ -54,7 +54,8 @@ def hand(form: str, adv=ADV, p: float = 0.5) -> dict:
     for i in rows:
         real = [t for t, m in enumerate(MASK[i]) if m]
         t_i = len(real)
-        diffs = [LOGP[i][t] - (math.log(p) if t == 0 else OLD[i][t]) for t in real]
+        p_i = p[i] if isinstance(p, list) else p
+        diffs = [LOGP[i][t] - (math.log(p_i) if t == 0 and p_i is not None else OLD[i][t]) for t in real]
         kl_sum -= sum(diffs)
         kl_count += t_i
         s = sum(diffs) / t_i if form == "code" else sum(diffs)
@@ -95,6 +96,25 @@ def test_value_gradient_and_metrics(form: str, adv, p: float) -> None:
     assert all(type(v) is float for v in metrics.values())
     loss.backward()
     assert logp.grad.tolist() == [pytest.approx(r, rel=1e-12, abs=1e-15) for r in want["grad"]]
+
+
+@pytest.mark.parametrize("form", ["code", "paper"])
+def test_per_row_probabilities_and_no_override(form: str) -> None:
+    """A [B] tensor gives each row its own proposal probability (NoThinking share s, Thinking
+    1 - s); None keeps old_logp's column 0 (the naive baseline: nothing was forced)."""
+    per_row = [0.25, 0.75, 0.25]
+    for p, given in ((per_row, torch.tensor(per_row, **F64)), (None, None)):
+        logp, old, a, mask = tensors(ADV_PESSIMISTIC)
+        loss, metrics = adaptthink_loss(logp, old, a, mask, first_token_is_prob=given, clip_eps=EPS, form=form)
+        want = hand(form, ADV_PESSIMISTIC, p)
+        assert loss.item() == pytest.approx(want["loss"], rel=1e-12)
+        assert metrics["approx_kl"] == pytest.approx(want["approx_kl"], rel=1e-12)
+        loss.backward()
+        assert logp.grad.tolist() == [pytest.approx(r, rel=1e-12, abs=1e-15) for r in want["grad"]]
+    with pytest.raises(ValueError, match=r"first_token_is_prob must have shape \(3,\)"):
+        adaptthink_loss(*tensors(), first_token_is_prob=torch.tensor([0.5, 0.5]))
+    with pytest.raises(ValueError, match="every entry"):
+        adaptthink_loss(*tensors(), first_token_is_prob=torch.tensor([0.5, 0.0, 0.5]))
 
 
 def test_hand_values_spelled_out() -> None:

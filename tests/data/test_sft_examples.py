@@ -52,9 +52,38 @@ def test_pair_on_r1_tokenizer_has_one_bos(tmp_path):
     assert short.input_ids[short.loss_mask.index(1)] == r1.control.short
 
 
-def test_adaptthink_template_is_rejected(bundle):
-    with pytest.raises(ValueError, match="tokenizer.template=thinkless"):
-        encode_sft_pair(record_for(1, 2, 1), bundle, TokenizerConfig(template="adaptthink"))
+def test_adaptthink_warmup_trains_thinking_and_only_the_answer_after_a_forced_end_think(bundle):
+    """template=adaptthink: the prompt ends with <think>\\n; the thinking example trains the whole
+    response (opener prefix included), the NoThinking example trains the answer but not `</think>`."""
+    cfg = TokenizerConfig(template="adaptthink")
+    record = record_for(47, 38, 2)
+    thinking, nothinking = encode_sft_pair(record, bundle, cfg, long_prefix="Alright")
+    prompt = encode_prompt(bundle, record.problem, cfg)
+    assert bundle.tokenizer.decode(prompt).endswith("<think>\n")
+    tok = bundle.tokenizer
+    assert (thinking.mode, nothinking.mode) == ("think", "short")
+    response = thinking.input_ids[len(prompt) :]
+    assert tok.decode(response[:-1]) == "Alright" + record.long and response[-1] == bundle.eos_id
+    assert thinking.loss_mask == [0] * len(prompt) + [1] * len(response)
+    response = nothinking.input_ids[len(prompt) :]
+    assert response[0] == bundle.control.end_think and tok.decode(response[1:-1]) == record.short
+    assert nothinking.loss_mask == [0] * (len(prompt) + 1) + [1] * (len(response) - 1)
+    (only,) = encode_sft_pair(record, bundle, cfg, nothinking_answers=False)
+    assert only.input_ids == prompt + tok.encode(record.long, add_special_tokens=False) + [bundle.eos_id]
+
+
+def test_thinkless_pair_takes_the_long_prefix(bundle):
+    think, _ = encode_sft_pair(record_for(1, 2, 1), bundle, CFG, long_prefix="Alright")
+    prompt = encode_prompt(bundle, "1+2=", CFG)
+    assert bundle.tokenizer.decode(think.input_ids[len(prompt) + 1 : -1]) == "Alright" + record_for(1, 2, 1).long
+
+
+def test_adaptthink_single_examples_batch_one_sequence_per_question(bundle):
+    cfg = TokenizerConfig(template="adaptthink")
+    train, _ = build_toy_datasets(DataConfig(toy_train_size=20, toy_eval_per_level=0))
+    pairs, _ = prepare_sft_pairs(train, bundle, cfg, max_seq_len=256, nothinking_answers=False)
+    batch = next(SFTBatchIterator(pairs, 4, seed=0, pad_id=bundle.pad_id))
+    assert batch.input_ids.shape[0] == 4
 
 
 def test_prepare_drops_long_pairs(bundle):

@@ -124,3 +124,23 @@ def test_grade_boxed(text: str, mode: str, answer: str, ok: bool) -> None:
 def test_grade_boxed_rejects_unknown_mode() -> None:
     with pytest.raises(ValueError, match="mode"):
         grade_boxed("\\boxed{1}", "medium", "1")
+
+
+def test_adaptthink_forces_end_think_for_short_and_the_opener_for_think(setup) -> None:
+    """Under the adaptthink template the prompt ends with <think>\\n: NoThinking is a forced
+    `</think>`, Thinking the given opener (nothing by default); lengths count the forced tokens."""
+    from megathink.evaluation.forced_mode import forced_tokens
+
+    bundle, backend, records = setup
+    cfg = TokenizerConfig(template="adaptthink")
+    opener = bundle.tokenizer.encode("Alright", add_special_tokens=False)
+    assert forced_tokens("short", bundle, "adaptthink", opener) == [bundle.control.end_think]
+    assert forced_tokens("think", bundle, "adaptthink", opener) == opener
+    assert forced_tokens("think", bundle, "adaptthink") == []
+    assert forced_tokens("short", bundle, "thinkless") == [bundle.control.short]
+    eval_cfg = EvalConfig(max_new_tokens=5)
+    rows = evaluate_forced_modes(backend, bundle, cfg, records[:1], eval_cfg, lambda *a, **k: False, thinking_opener=opener)
+    prompt = encode_prompt(bundle, records[0].problem, cfg)
+    for mode, forced in (("short", [bundle.control.end_think]), ("think", opener)):
+        ids, _ = generate_responses(backend, bundle, [prompt + forced], eval_cfg)[0]
+        assert getattr(rows[-1], f"{mode}_tokens") == len(forced) + len(ids)

@@ -240,3 +240,12 @@ def test_adaptthink_template_reads_nothinking_from_a_leading_end_think(toy_recor
     total = report.row("toy").metrics
     assert 0 < nothinking < 1 and total.short_ratio == pytest.approx(nothinking)
     assert total.think_ratio == pytest.approx(1 - nothinking) and len(texts) == len(samples)  # no "none" mode
+
+
+def test_saved_report_loads_back(bundle, toy_records, tmp_path: Path) -> None:
+    from megathink.evaluation.policy_report import Judged, PolicyEvalReport, dataset_rows
+
+    judged = [Judged(prompt_index=i, level=r.level, mode="think", correct=i % 2 == 0, tokens=3 + i, truncated=False)
+              for i, r in enumerate(toy_records)]
+    report = PolicyEvalReport(rows=dataset_rows("eval", judged), seeds=[0, 1], sampling={"temperature": 0.0}, source="m")
+    assert PolicyEvalReport.load(report.save(tmp_path / "r.json")) == report

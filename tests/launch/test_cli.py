@@ -29,7 +29,8 @@ def test_command_help_lists_config_groups(tmp_path):
     result = megathink("sft", "--help", cwd=tmp_path)
     assert result.returncode == 0
     assert "== Configuration groups ==" in result.stdout
-    assert "optimizer: thinkless_rl, thinkless_sft, toy_rl, toy_sft" in result.stdout
+    assert "optimizer: adaptthink_rl, thinkless_rl, thinkless_sft, toy_rl, toy_sft" in result.stdout
+    assert "algorithm: adaptthink, degrpo, grpo" in result.stdout
 
 
 def test_unknown_command_exits_2(tmp_path):

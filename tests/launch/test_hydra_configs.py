@@ -17,6 +17,7 @@ NEEDS_PATH = {("model", "local_hf"): ["model.path=ckpt", "tokenizer=r1_distill"]
 # Options that need another group's option to be consistent.
 NEEDS_PARTNER = {
     ("tokenizer", "r1_distill"): ["model=local_hf", "model.path=ckpt"],
+    ("tokenizer", "r1_distill_adaptthink"): ["model=local_hf", "model.path=ckpt"],
     ("data", "files"): ["data.sft_path=sft.jsonl"],
 }
 
@@ -62,6 +63,21 @@ def test_default_recipes_are_the_papers():
     assert sft.betas == [0.9, 0.95] and sft.weight_decay == 0.1 and sft.grad_clip == 1.0
     assert (rl.lr, rl.schedule, rl.weight_decay) == (1e-6, "constant", 0.01)
     assert (cfg.rl.prompts_per_step, cfg.rollout.n_samples, cfg.rl.mini_batches) == (128, 8, 2)
+
+
+def test_adaptthink_recipe_is_the_papers():
+    cfg = _compose("train", [
+        "stages=[rl]", "algorithm=adaptthink", "rl=adaptthink", "rollout=adaptthink",
+        "optimizer@rl.optimizer=adaptthink_rl", "tokenizer=r1_distill_adaptthink", "model=local_hf", "model.path=ckpt",
+    ])
+    algo, opt = cfg.algorithm, cfg.rl.optimizer
+    assert (algo.name, algo.delta, algo.clip_eps, algo.form, algo.presample_k) == ("adaptthink", 0.05, 0.2, "code", 16)
+    assert (algo.importance_sampling, algo.nothinking_share, algo.thinking_opener) == (True, 0.5, "Alright")
+    assert (algo.nothinking_max_new_tokens, algo.thinking_max_new_tokens) == (4096, 16384)
+    assert (algo.kl_coef, algo.entropy_coef) == (0.0, 0.0)
+    assert (opt.lr, opt.schedule, opt.betas, opt.weight_decay, opt.grad_clip) == (2e-6, "constant", [0.9, 0.999], 0.01, 1.0)
+    assert (cfg.rl.prompts_per_step, cfg.rollout.n_samples, cfg.rl.mini_batches, cfg.rl.max_steps) == (128, 16, 1, 314)
+    assert (cfg.rollout.temperature, cfg.tokenizer.template) == (0.6, "adaptthink")
 
 
 def test_override_typo_fails_with_the_key():

@@ -141,3 +141,46 @@ def test_grpo_runs_and_zero_advantage_groups_can_be_filtered(tmp_path: Path, sft
     )
     result = run_rl(cfg, tmp_path)
     assert result.final_step == 2
+
+
+def _adaptthink_cfg(out: Path, **overrides: object) -> RunConfig:
+    return _cfg(
+        out,
+        stages=["sft", "presample", "rl"],
+        tokenizer=TokenizerConfig(template="adaptthink"),
+        data=DataConfig(levels=[1, 2], toy_train_size=64, toy_rl_prompts=8, toy_eval_per_level=3, max_seq_len=64,
+                        long_prefix="Al"),
+        algorithm=AlgorithmConfig(
+            name="adaptthink", kl_coef=0.0, entropy_coef=0.0, presample_k=2, thinking_opener="Al",
+            nothinking_max_new_tokens=6, thinking_max_new_tokens=12,
+        ),
+        **overrides,
+    )
+
+
+def test_adaptthink_sft_presample_rl_pipeline(tmp_path: Path) -> None:
+    """The AdaptThink recipe end to end: thinking warm-up, Rbar_ref of the 8 RL prompts, RL."""
+    run_pipeline(_adaptthink_cfg(tmp_path))
+    reference = [json.loads(line) for line in (tmp_path / "reference_accuracy.jsonl").read_text().splitlines()]
+    assert len(reference) == 8 and all(row["k"] == 2 for row in reference)
+    rows = _metric_lines(tmp_path / "rl" / "metrics.jsonl")
+    assert sorted(rows) == [1, 2, 3, 4]
+    for key in ("nothinking_prob", "nothinking_rising", "advantage_mean", "accuracy_short", "accuracy_think",
+                "clip_frac", "ratio_mean"):
+        assert key in rows[4], key
+    assert all(row["think_ratio"] == 0.5 for row in rows.values())  # half of every group forced each way
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["start"] is not None and {"nothinking_ratio", "think_ratio"} <= summary["per_level"][0].keys()
+    assert (tmp_path / "rl" / "eval" / "forced_after.json").is_file()
+
+
+def test_adaptthink_refuses_to_start_without_rbar_ref(tmp_path: Path, sft_dir: Path) -> None:
+    from megathink.errors import ConfigError
+
+    cfg = _adaptthink_cfg(
+        tmp_path, stages=["rl"], model=ModelConfig(path=str(sft_dir)),
+        tokenizer=TokenizerConfig(kind="pretrained", template="adaptthink"),
+    )
+    with pytest.raises(ConfigError, match=r"reference_accuracy_path = .* does not exist, so Rbar_ref for 8 of 8"):
+        run_rl(cfg, tmp_path / "rl")
+    assert not (tmp_path / "rl" / "checkpoints").exists()

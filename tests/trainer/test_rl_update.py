@@ -62,3 +62,28 @@ def test_shortcut_refuses_several_mini_batches():
     with pytest.raises(ValueError, match="mini_batches == 1"):
         rl_update(backend, batch, None, None, optimizer, build_scheduler(optimizer, rl.optimizer, 2),
                   algorithm=AlgorithmConfig(), rl=rl, temperature=1.0)
+
+
+def test_adaptthink_loss_fn_gives_the_whole_opener_its_proposal_probability():
+    """With importance sampling the first opener token gets log(opener_prob) and the rest of a
+    multi-token opener log 1 = 0 (it was forced as a whole); without it old_logp is used as is."""
+    from megathink.algorithms import adaptthink_loss
+    from megathink.trainer.rl_update import policy_loss_fn
+
+    torch.manual_seed(0)
+    logp = -torch.rand(3, 6, dtype=torch.float64)  # [B, T]
+    old = -torch.rand(3, 6, dtype=torch.float64)
+    adv = torch.tensor([0.5, -0.3, 0.2], dtype=torch.float64)
+    mask = torch.ones(3, 6)
+    forced = torch.tensor([1, 4, 0])
+    prob = torch.tensor([0.5, 0.5, 1.0], dtype=torch.float64)
+    cfg = AlgorithmConfig(name="adaptthink", kl_coef=0.0, entropy_coef=0.0, clip_eps=0.2)
+    loss, _ = policy_loss_fn(cfg)(logp, old, adv, mask, forced=forced, opener_prob=prob)
+    expected_old = old.clone()
+    expected_old[1, 1:4] = 0.0  # the rest of row 1's 4-token opener
+    want, _ = adaptthink_loss(logp, expected_old, adv, mask, first_token_is_prob=prob, clip_eps=0.2)
+    assert loss.item() == pytest.approx(want.item(), rel=1e-12)
+    naive = AlgorithmConfig(name="adaptthink", kl_coef=0.0, entropy_coef=0.0, importance_sampling=False)
+    loss, _ = policy_loss_fn(naive)(logp, old, adv, mask, forced=forced, opener_prob=prob)
+    want, _ = adaptthink_loss(logp, old, adv, mask, first_token_is_prob=None, clip_eps=0.2)
+    assert loss.item() == pytest.approx(want.item(), rel=1e-12)

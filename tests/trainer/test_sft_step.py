@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 
 from megathink.config import ModelConfig, OptimizerConfig, TokenizerConfig
-from megathink.data.sft_examples import SFTExample, collate_sft
+from megathink.data.sft_examples import SFTExample, collate_sft, encode_sft_pair
+from megathink.data.toy_task import record_for
 from megathink.data.tokenizer import load_tokenizer
 from megathink.models import build_hf_backend
 from megathink.trainer.lr_schedule import build_scheduler
@@ -55,5 +57,18 @@ def test_accumulation_equals_one_big_batch() -> None:
 def test_row_modes_read_the_first_target_token() -> None:
     bundle = load_tokenizer(TokenizerConfig())
     batch = collate_sft(_examples(bundle, [(3, 2, "think"), (5, 1, "short")]), bundle.pad_id)
+    assert batch.modes == ("think", "short")
     modes = row_modes(batch, bundle.control)
+    assert modes["think"].tolist() == [True, False] and modes["short"].tolist() == [False, True]
+    unlabelled = dataclasses.replace(batch, modes=())
+    modes = row_modes(unlabelled, bundle.control)
+    assert modes["think"].tolist() == [True, False] and modes["short"].tolist() == [False, True]
+
+
+def test_row_modes_of_an_adaptthink_batch_come_from_the_examples() -> None:
+    """AdaptThink warm-up rows have no control token as first target: the batch's modes say it."""
+    cfg = TokenizerConfig(template="adaptthink")
+    bundle = load_tokenizer(cfg)
+    thinking, nothinking = encode_sft_pair(record_for(3, 4, 1), bundle, cfg)
+    modes = row_modes(collate_sft([thinking, nothinking], bundle.pad_id), bundle.control)
     assert modes["think"].tolist() == [True, False] and modes["short"].tolist() == [False, True]
