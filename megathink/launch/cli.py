@@ -57,7 +57,11 @@ def _run_plot(argv: list[str]) -> int:
 
 
 PLAIN_COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
-    "plot": ("RUN_DIR [--out DIR]: PNG figures of a run (think ratio per level, before/after RL, losses)", _run_plot),
+    "plot": (
+        "RUN_DIR [--out DIR]: PNG figures of a run (think ratio per level, before/after RL, losses); "
+        "--compare RUN_DIR... --out DIR: runs side by side",
+        _run_plot,
+    ),
 }
 """Commands that parse their own arguments (argparse), not Hydra overrides: (summary, run(argv) -> status)."""
 

@@ -57,3 +57,37 @@ def test_usage_lists_plot() -> None:
     from megathink.launch.cli import usage
 
     assert "  plot " in usage() and "RUN_DIR [--out DIR]" in usage()
+
+
+def _summary_run(root: Path, name: str, nothinking: float, start: bool = True) -> Path:
+    """A run folder with only rl/summary.json, the shape the RL stage writes."""
+    def policy(ratio: float) -> dict:
+        rows = [{"level": lvl, "think_ratio": 1 - ratio, "nothinking_ratio": ratio, "accuracy": 0.9, "mean_tokens": 20.0}
+                for lvl in (1, 2)]
+        return {"per_level": rows, "accuracy": 0.9, "mean_tokens": 20.0, "think_ratio": 1 - ratio, "nothinking_ratio": ratio}
+
+    summary = {**policy(nothinking), "start": policy(0.0) if start else None}
+    run = root / name
+    (run / "rl").mkdir(parents=True)
+    (run / "rl" / "summary.json").write_text(__import__("json").dumps(summary))
+    return run
+
+
+def test_compare_draws_every_summary_side_by_side(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = [_summary_run(tmp_path, "delta_0.05", 0.5), _summary_run(tmp_path, "naive", 0.0, start=False)]
+    (tmp_path / "no_summary").mkdir()
+    assert main(["--compare", *map(str, runs), str(tmp_path / "no_summary"), "--out", str(tmp_path / "figs")]) == 0
+    out = capsys.readouterr().out
+    assert_png(tmp_path / "figs" / "compare.png")
+    assert "no_summary: no summary.json" in out and str(tmp_path / "figs" / "compare.png") in out
+
+
+def test_compare_needs_out_and_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = _summary_run(tmp_path, "a", 0.5)
+    assert main(["--compare", str(run)]) == 2
+    assert "--compare needs --out DIR" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["--compare", str(tmp_path / "empty"), "--out", str(tmp_path / "figs")]) == 2
+    assert "no RUN_DIR has a summary.json" in capsys.readouterr().err
+    assert main([str(run), str(run)]) == 2
+    assert "several with --compare" in capsys.readouterr().err
