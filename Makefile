@@ -21,7 +21,7 @@ $(VENV)/.installed: $(PY) setup.py constraints.txt
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install $(CONSTRAINTS) -e ".[test]"
+	$(PIP) install $(CONSTRAINTS) -e ".[test,megatron]"
 	touch $@
 
 install: $(VENV)/.installed

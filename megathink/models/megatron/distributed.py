@@ -1,0 +1,98 @@
+"""Process group and megatron parallel state for this process, from the `parallel` config.
+
+`init_parallel(tp, pp, seed=)` joins the job's process group (torchrun's RANK / WORLD_SIZE /
+MASTER_ADDR / MASTER_PORT; a single process without them), NCCL with CUDA and gloo without
+(then the CPU compatibility layer goes on first), checks that the world size is a multiple
+of tp * pp (the rest is data parallel), initialises megatron's parallel state and seeds its
+RNG tracker. `ParallelInfo` says where this rank sits. `shutdown_parallel()` undoes it (tests
+and converters run several layouts in one process).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from megathink.errors import ConfigError
+from megathink.models.megatron.cpu_compat import apply_cpu_compat
+
+
+@dataclass(frozen=True)
+class ParallelInfo:
+    rank: int
+    world_size: int
+    tp: int
+    pp: int
+    dp: int
+    tp_rank: int
+    pp_rank: int
+    dp_rank: int
+
+    @property
+    def first_stage(self) -> bool:
+        return self.pp_rank == 0
+
+    @property
+    def last_stage(self) -> bool:
+        return self.pp_rank == self.pp - 1
+
+
+def init_parallel(tp: int, pp: int, *, seed: int = 0, timeout_minutes: float = 30.0) -> ParallelInfo:
+    """Join the process group (if not yet) and build megatron's TP / PP / DP groups."""
+    cuda = torch.cuda.is_available()
+    if not cuda:
+        apply_cpu_compat()
+    from megatron.core import parallel_state, tensor_parallel
+
+    if not dist.is_initialized():
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+        rank = int(os.environ.get("RANK", "0"))
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(
+            "nccl" if cuda else "gloo", rank=rank, world_size=world, timeout=timedelta(minutes=timeout_minutes)
+        )
+    world = dist.get_world_size()
+    if world % (tp * pp):
+        raise ConfigError(
+            f"parallel.tp * parallel.pp = {tp * pp} is invalid with {world} processes: the world size must be a "
+            "multiple of it (the rest is data parallel); change the sizes or the number of processes."
+        )
+    if parallel_state.model_parallel_is_initialized():
+        parallel_state.destroy_model_parallel()
+    parallel_state.initialize_model_parallel(tensor_model_parallel_size=tp, pipeline_model_parallel_size=pp)
+    tensor_parallel.model_parallel_cuda_manual_seed(seed)
+    return ParallelInfo(
+        rank=dist.get_rank(),
+        world_size=world,
+        tp=tp,
+        pp=pp,
+        dp=world // (tp * pp),
+        tp_rank=parallel_state.get_tensor_model_parallel_rank(),
+        pp_rank=parallel_state.get_pipeline_model_parallel_rank(),
+        dp_rank=parallel_state.get_data_parallel_rank(),
+    )
+
+
+def shutdown_parallel() -> None:
+    """Destroy megatron's groups and the process group (if this process made them)."""
+    from megatron.core import parallel_state
+
+    if parallel_state.model_parallel_is_initialized():
+        parallel_state.destroy_model_parallel()
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

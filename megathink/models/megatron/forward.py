@@ -1,0 +1,146 @@
+"""Forward (and backward) passes of a megatron GPTModel through megatron's pipeline schedules.
+
+Batches arrive the way the trainer builds them: `[B, S]` ids with an attention mask, left
+padded (RL: prompt left-padded, response right-padded) or right padded (SFT). Each row's real
+tokens are contiguous; `align_rows` moves them to column 0 (positions 0, 1, ...), so megatron's
+plain causal attention sees exactly each sequence and nothing else, and `restore_columns` puts
+per-token results back in the caller's columns. (Departure: no THD packing of several samples
+into one row here; with Transformer Engine on GPUs packed sequences are the planned upgrade.)
+
+`vocab_parallel_logprobs` computes `log softmax(z / T)[target]` and the entropy from this TP
+rank's vocabulary slice of the logits: the max, the sum of exponentials, the target logit and
+`sum p z` are all-reduced over the tensor-parallel group (autograd-aware: forward all-reduce,
+backward identity), so the full vocabulary is never gathered. Padded vocabulary rows (the
+vocabulary rounded up to a multiple of tp) are masked out.
+
+`run_schedule` drives `get_forward_backward_func()` (no pipelining at pp = 1, 1F1B otherwise)
+over micro-batches of equal width; `loss_fn(micro_batch, logp, entropy)` runs on the last
+stage and returns (loss, metrics). Losses are used as given (`calculate_per_token_loss`, no
+division by the number of micro-batches): the caller weights them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import torch
+
+
+@dataclass
+class MicroBatch:
+    """Row-aligned ids of one micro-batch and whatever the loss needs."""
+
+    input_ids: torch.Tensor  # [b, S] long, real tokens from column 0, padding after
+    position_ids: torch.Tensor  # [b, S] long
+    lengths: torch.Tensor  # [b] long, real tokens per row
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def align_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor, pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ids [B, S] with each row's real tokens moved to column 0, starts [B], lengths [B])."""
+    real = attention_mask != 0  # [B, S]
+    lengths = real.sum(dim=1)  # [B]
+    starts = torch.where(lengths > 0, real.float().argmax(dim=1), torch.zeros_like(lengths))  # [B]
+    columns = torch.arange(input_ids.shape[1])[None, :]  # [1, S]
+    source = (starts[:, None] + columns).clamp(max=input_ids.shape[1] - 1)  # [B, S]
+    aligned = input_ids.gather(1, source).masked_fill(columns >= lengths[:, None], pad_id)
+    return aligned, starts, lengths
+
+
+def restore_columns(values: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """Inverse of `align_rows` for per-token values [B, S] (zeros outside each row's real tokens)."""
+    columns = torch.arange(width, device=values.device)[None, :]  # [1, S]
+    offset = columns - starts[:, None].to(values.device)  # [B, S]
+    inside = (offset >= 0) & (offset < lengths[:, None].to(values.device))
+    gathered = values.gather(1, offset.clamp(min=0, max=values.shape[1] - 1))
+    return torch.where(inside, gathered, torch.zeros((), dtype=values.dtype, device=values.device))
+
+
+def vocab_parallel_logprobs(
+    logits: torch.Tensor, targets: torch.Tensor, *, temperature: float, vocab_size: int, entropy: bool
+) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """logp [b, S] (and entropy [b, S]) from this rank's logits slice [b, S, V / tp]."""
+    from megatron.core import parallel_state
+    from megatron.core.tensor_parallel.mappings import reduce_from_tensor_model_parallel_region
+
+    z = logits.float() / temperature  # [b, S, Vl]
+    local = z.shape[-1]
+    start = parallel_state.get_tensor_model_parallel_rank() * local
+    vocab_ids = torch.arange(start, start + local, device=z.device)
+    if start + local > vocab_size:  # padded rows of the last slice
+        z = z.masked_fill(vocab_ids >= vocab_size, float("-inf"))
+    zmax = z.detach().max(dim=-1).values  # [b, S]
+    group = parallel_state.get_tensor_model_parallel_group()
+    if parallel_state.get_tensor_model_parallel_world_size() > 1:
+        torch.distributed.all_reduce(zmax, op=torch.distributed.ReduceOp.MAX, group=group)
+    shifted = z - zmax[..., None]  # [b, S, Vl]
+    exp = shifted.exp()
+    sum_exp = reduce_from_tensor_model_parallel_region(exp.sum(dim=-1))  # [b, S]
+    in_slice = (targets >= start) & (targets < start + local)  # [b, S]
+    local_index = (targets - start).clamp(min=0, max=local - 1)
+    target_logit = shifted.gather(-1, local_index[..., None]).squeeze(-1) * in_slice  # [b, S]
+    target_logit = reduce_from_tensor_model_parallel_region(target_logit)
+    log_z = sum_exp.log()
+    logp = target_logit - log_z
+    if not entropy:
+        return logp, None
+    p_times_z = reduce_from_tensor_model_parallel_region(
+        (exp * shifted.masked_fill(torch.isinf(shifted), 0.0)).sum(dim=-1)
+    )  # [b, S]
+    return logp, log_z - p_times_z / sum_exp
+
+
+LossFn = Callable[[MicroBatch, torch.Tensor, Optional[torch.Tensor]], tuple[torch.Tensor, dict[str, Any]]]
+"""(micro-batch, logp [b, S-1], entropy [b, S-1] or None) -> (loss, metrics); logp[:, t] scores token t + 1."""
+
+
+def run_schedule(
+    model: Any,
+    micro_batches: Sequence[MicroBatch],
+    loss_fn: LossFn,
+    *,
+    temperature: float,
+    vocab_size: int,
+    entropy: bool,
+    forward_only: bool,
+) -> list[dict[str, Any]]:
+    """Run every micro-batch forward (and backward unless forward_only); the metrics of each,
+    on the last pipeline stage (an empty list elsewhere)."""
+    from megatron.core.pipeline_parallel import get_forward_backward_func
+
+    width = micro_batches[0].input_ids.shape[1]
+    if any(mb.input_ids.shape != micro_batches[0].input_ids.shape for mb in micro_batches):
+        raise ValueError("run_schedule: every micro-batch must have the same [b, S] shape (pad them to one width).")
+    config = model.config
+    config.calculate_per_token_loss = True  # losses come weighted by the caller; no extra division
+    device = next(model.parameters()).device
+
+    def forward_step(data_iterator: Any, chunk: Any) -> tuple[torch.Tensor, Callable[[torch.Tensor], Any]]:
+        mb: MicroBatch = next(data_iterator)
+        output = chunk(mb.input_ids.to(device), mb.position_ids.to(device), None)  # last stage: [b, S, Vl]
+
+        def loss_func(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+            if "keep_logits" in mb.extras:  # parity checks: the full-vocabulary logits, gathered
+                from megatron.core.tensor_parallel.mappings import gather_from_tensor_model_parallel_region
+
+                mb.extras["logits"] = gather_from_tensor_model_parallel_region(logits.detach())[..., :vocab_size]
+            targets = mb.input_ids[:, 1:].to(logits.device)  # [b, S-1]
+            logp, ent = vocab_parallel_logprobs(
+                logits[:, :-1], targets, temperature=temperature, vocab_size=vocab_size, entropy=entropy
+            )
+            loss, metrics = loss_fn(mb, logp, ent)
+            return loss, torch.tensor(1, dtype=torch.int), metrics
+
+        return output, loss_func
+
+    return get_forward_backward_func()(
+        forward_step_func=forward_step,
+        data_iterator=iter(micro_batches),
+        model=[model],
+        num_microbatches=len(micro_batches),
+        seq_length=width,
+        micro_batch_size=micro_batches[0].input_ids.shape[0],
+        forward_only=forward_only,
+    )

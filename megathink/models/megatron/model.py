@@ -1,0 +1,125 @@
+"""Build this rank's megatron-core `GPTModel` (its pipeline stage, its tensor-parallel slice).
+
+`build_gpt_model(spec, tp=, pp=, precision=)` maps a `GPTSpec` onto a `TransformerConfig`
+(RMSNorm, SwiGLU, RoPE with the model's theta, GQA groups, qkv bias, tied embeddings) and
+picks the fastest layer implementation present: Transformer Engine's layer spec when
+`transformer_engine` imports (fused norms + linears, FP8), else megatron-core's local spec
+(plain torch). `precision` is "fp32", "bf16" or "fp8"; fp8 needs Transformer Engine and fails
+fast naming it. `Implementations` says what was chosen; the caller logs it.
+
+On CPU (no CUDA) every fusion is off, weights are initialised on the CPU and the caller must
+have applied `cpu_compat.apply_cpu_compat()`. Parallel state must already be initialised.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from megathink.errors import ConfigError
+from megathink.models.megatron.gpt_spec import GPTSpec
+
+PRECISIONS = ("fp32", "bf16", "fp8")
+
+
+@dataclass(frozen=True)
+class Implementations:
+    """Which implementations this process uses (logged once at start-up)."""
+
+    layers: str
+    """'transformer_engine' or 'local' (megatron-core's torch modules)."""
+    precision: str
+    cuda: bool
+
+    def describe(self) -> str:
+        device = "CUDA" if self.cuda else "CPU (gloo, compatibility layer)"
+        return f"megatron layers: {self.layers}, precision: {self.precision}, device: {device}"
+
+
+def have_transformer_engine() -> bool:
+    return importlib.util.find_spec("transformer_engine") is not None
+
+
+def choose_implementations(precision: str) -> Implementations:
+    if precision not in PRECISIONS:
+        raise ConfigError(f"parallel.precision = {precision!r} is invalid: must be one of {', '.join(PRECISIONS)}.")
+    te = have_transformer_engine() and torch.cuda.is_available()
+    if precision == "fp8" and not te:
+        raise ConfigError(
+            "parallel.precision = 'fp8' needs the transformer_engine package and a CUDA GPU: install "
+            "megathink[gpu] on a GPU node, or use parallel.precision=bf16."
+        )
+    return Implementations(layers="transformer_engine" if te else "local", precision=precision, cuda=torch.cuda.is_available())
+
+
+def transformer_config(spec: GPTSpec, *, tp: int, pp: int, impl: Implementations) -> Any:
+    from megatron.core.transformer.transformer_config import TransformerConfig
+
+    on_gpu = impl.cuda
+    bf16 = impl.precision in ("bf16", "fp8")
+    extra: dict[str, Any] = {}
+    if impl.precision == "fp8":
+        extra.update(fp8="hybrid", fp8_recipe="delayed")
+    return TransformerConfig(
+        num_layers=spec.num_layers,
+        hidden_size=spec.hidden_size,
+        ffn_hidden_size=spec.ffn_hidden_size,
+        num_attention_heads=spec.num_heads,
+        num_query_groups=spec.num_kv_heads,
+        kv_channels=spec.head_dim,
+        normalization="RMSNorm",
+        layernorm_epsilon=spec.rms_norm_eps,
+        gated_linear_unit=True,
+        activation_func=torch.nn.functional.silu,
+        add_bias_linear=False,
+        add_qkv_bias=spec.qkv_bias,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        tensor_model_parallel_size=tp,
+        pipeline_model_parallel_size=pp,
+        params_dtype=torch.bfloat16 if bf16 else torch.float32,
+        bf16=bf16,
+        pipeline_dtype=torch.bfloat16 if bf16 else torch.float32,
+        use_cpu_initialization=not on_gpu,
+        bias_dropout_fusion=on_gpu,
+        apply_rope_fusion=False,
+        masked_softmax_fusion=on_gpu,
+        gradient_accumulation_fusion=False,
+        persist_layer_norm=False,
+        **extra,
+    )
+
+
+def build_gpt_model(spec: GPTSpec, *, tp: int, pp: int, precision: str = "fp32") -> tuple[Any, Implementations]:
+    """(this rank's GPTModel, the implementations chosen)."""
+    from megatron.core import parallel_state
+    from megatron.core.models.gpt import GPTModel
+
+    spec.check_parallel(tp, pp)
+    impl = choose_implementations(precision)
+    config = transformer_config(spec, tp=tp, pp=pp, impl=impl)
+    if impl.layers == "transformer_engine":
+        from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_with_transformer_engine_spec
+
+        layer_spec = get_gpt_layer_with_transformer_engine_spec()
+    else:
+        from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
+
+        layer_spec = get_gpt_layer_local_spec(normalization="RMSNorm")
+    model = GPTModel(
+        config,
+        layer_spec,
+        vocab_size=spec.padded_vocab(tp),
+        max_sequence_length=spec.max_position_embeddings,
+        pre_process=parallel_state.is_pipeline_first_stage(),
+        post_process=parallel_state.is_pipeline_last_stage(),
+        share_embeddings_and_output_weights=spec.tied_embeddings,
+        position_embedding_type="rope",
+        rotary_base=int(spec.rope_theta) if float(spec.rope_theta).is_integer() else spec.rope_theta,
+    )
+    if impl.cuda:
+        model = model.cuda()
+    return model, impl

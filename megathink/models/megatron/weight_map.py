@@ -1,0 +1,194 @@
+"""HF <-> megatron tensor layouts for Qwen2 / Llama, per tensor-parallel and pipeline rank.
+
+Pure tensor functions (no process groups) shared by the converter, the backend's loading and
+the streaming exporter. Layouts (GPTSpec: n_q heads, n_kv groups, head dim d):
+
+- `linear_qkv.weight [(n_q + 2 n_kv) d, H]`: per KV group g, its n_q / n_kv query heads, then
+  k_g, then v_g; a TP rank holds n_kv / tp whole groups (a contiguous slice). Bias likewise.
+- `linear_fc1.weight [2 F, H]` = [gate; up]; a TP rank holds [gate slice; up slice].
+- column-parallel tensors (qkv, fc1, word embeddings, output layer) split along dim 0;
+  row-parallel ones (`linear_proj`, `linear_fc2`) along dim 1; norms are replicated.
+- the vocabulary is padded with zero rows to `GPTSpec.padded_vocab(tp)`; export drops them.
+- pipeline stage s holds layers [s L / pp, (s + 1) L / pp) under local indices 0..; the first
+  stage holds the embedding, the last the final norm and output layer (a tied model's last
+  stage keeps a copy of the embedding as `output_layer.weight` when pp > 1).
+- `te=True` names the Transformer Engine spec's fused norms (`linear_qkv.layer_norm_weight`,
+  `linear_fc1.layer_norm_weight`) instead of the local spec's `input_layernorm` /
+  `pre_mlp_layernorm`.
+
+Every HF tensor must be consumed and every megatron tensor produced: an unknown, missing or
+mis-shaped tensor raises `DataError` naming it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+
+import torch
+
+from megathink.errors import DataError
+from megathink.models.megatron.gpt_spec import GPTSpec
+
+_HF_LAYER = re.compile(r"model\.layers\.(\d+)\.(.+)")
+
+
+def _mc_layer_names(te: bool) -> dict[str, str]:
+    return {
+        "attn_norm": "self_attention.linear_qkv.layer_norm_weight" if te else "input_layernorm.weight",
+        "mlp_norm": "mlp.linear_fc1.layer_norm_weight" if te else "pre_mlp_layernorm.weight",
+    }
+
+
+def stage_layers(spec: GPTSpec, pp_rank: int, pp_size: int) -> range:
+    """Global indices of the layers pipeline stage `pp_rank` holds."""
+    per = spec.num_layers // pp_size
+    return range(pp_rank * per, (pp_rank + 1) * per)
+
+
+def _pad_vocab(weight: torch.Tensor, padded: int) -> torch.Tensor:
+    if weight.shape[0] == padded:
+        return weight
+    pad = torch.zeros((padded - weight.shape[0], *weight.shape[1:]), dtype=weight.dtype)
+    return torch.cat([weight, pad])
+
+
+def _qkv_full(spec: GPTSpec, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """HF q [n_q d, ...], k/v [n_kv d, ...] -> megatron's grouped layout [(n_q + 2 n_kv) d, ...]."""
+    per_group = spec.num_heads // spec.num_kv_heads
+    d = spec.head_dim
+    rest = q.shape[1:]
+    q = q.reshape(spec.num_kv_heads, per_group * d, *rest)
+    k = k.reshape(spec.num_kv_heads, d, *rest)
+    v = v.reshape(spec.num_kv_heads, d, *rest)
+    return torch.cat([q, k, v], dim=1).reshape(-1, *rest)
+
+
+def _qkv_split(spec: GPTSpec, qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    per_group = spec.num_heads // spec.num_kv_heads
+    d = spec.head_dim
+    rest = qkv.shape[1:]
+    grouped = qkv.reshape(spec.num_kv_heads, (per_group + 2) * d, *rest)
+    q, k, v = grouped.split([per_group * d, d, d], dim=1)
+    return q.reshape(-1, *rest), k.reshape(-1, *rest), v.reshape(-1, *rest)
+
+
+def _take(hf: Mapping[str, torch.Tensor], name: str, used: set[str]) -> torch.Tensor:
+    if name not in hf:
+        raise DataError(f"HF tensor {name!r} is missing from the checkpoint: it does not match the model config.")
+    used.add(name)
+    return hf[name]
+
+
+def hf_to_megatron(
+    hf: Mapping[str, torch.Tensor], spec: GPTSpec, *, tp_rank: int, tp_size: int, pp_rank: int, pp_size: int,
+    te: bool = False,
+) -> dict[str, torch.Tensor]:
+    """The megatron state dict (model weights only) of rank (tp_rank, pp_rank) from full HF tensors."""
+    used: set[str] = set()
+    out: dict[str, torch.Tensor] = {}
+    names = _mc_layer_names(te)
+    first, last = pp_rank == 0, pp_rank == pp_size - 1
+    padded = spec.padded_vocab(tp_size)
+
+    def col(t: torch.Tensor) -> torch.Tensor:
+        return t.chunk(tp_size, dim=0)[tp_rank].clone()
+
+    def row(t: torch.Tensor) -> torch.Tensor:
+        return t.chunk(tp_size, dim=1)[tp_rank].clone()
+
+    embed = _take(hf, "model.embed_tokens.weight", used)
+    if first:
+        out["embedding.word_embeddings.weight"] = col(_pad_vocab(embed, padded))
+    for local, layer in enumerate(stage_layers(spec, pp_rank, pp_size)):
+        src, dst = f"model.layers.{layer}.", f"decoder.layers.{local}."
+        attn = src + "self_attn."
+        q, k, v = (_take(hf, f"{attn}{x}_proj.weight", used) for x in "qkv")
+        out[dst + "self_attention.linear_qkv.weight"] = _tp_groups(_qkv_full(spec, q, k, v), tp_rank, tp_size)
+        if spec.qkv_bias:
+            qb, kb, vb = (_take(hf, f"{attn}{x}_proj.bias", used) for x in "qkv")
+            out[dst + "self_attention.linear_qkv.bias"] = _tp_groups(_qkv_full(spec, qb, kb, vb), tp_rank, tp_size)
+        out[dst + "self_attention.linear_proj.weight"] = row(_take(hf, attn + "o_proj.weight", used))
+        out[dst + names["attn_norm"]] = _take(hf, src + "input_layernorm.weight", used).clone()
+        out[dst + names["mlp_norm"]] = _take(hf, src + "post_attention_layernorm.weight", used).clone()
+        gate, up = _take(hf, src + "mlp.gate_proj.weight", used), _take(hf, src + "mlp.up_proj.weight", used)
+        out[dst + "mlp.linear_fc1.weight"] = torch.cat([col(gate), col(up)])
+        out[dst + "mlp.linear_fc2.weight"] = row(_take(hf, src + "mlp.down_proj.weight", used))
+    if last:
+        out["decoder.final_layernorm.weight"] = _take(hf, "model.norm.weight", used).clone()
+        head = embed if spec.tied_embeddings else _take(hf, "lm_head.weight", used)
+        if not spec.tied_embeddings or pp_size > 1:
+            out["output_layer.weight"] = col(_pad_vocab(head, padded))
+    elif not spec.tied_embeddings:
+        used.add("lm_head.weight")
+    used.add("model.norm.weight")
+    for layer in range(spec.num_layers):  # other stages' layers are someone else's, not unknown
+        used.update(name for name in hf if name.startswith(f"model.layers.{layer}."))
+    if spec.tied_embeddings:
+        used.add("lm_head.weight")
+    unknown = sorted(set(hf) - used)
+    if unknown:
+        raise DataError(f"HF tensor {unknown[0]!r} has no place in the megatron model ({len(unknown)} unknown in all).")
+    return out
+
+
+def _tp_groups(qkv: torch.Tensor, tp_rank: int, tp_size: int) -> torch.Tensor:
+    return qkv.chunk(tp_size, dim=0)[tp_rank].clone()
+
+
+def megatron_to_hf(
+    shards: Sequence[Sequence[Mapping[str, torch.Tensor]]], spec: GPTSpec, *, te: bool = False
+) -> dict[str, torch.Tensor]:
+    """Full HF tensors from `shards[pp_rank][tp_rank]` (model weights; `_extra_state` ignored)."""
+    return dict(iter_megatron_to_hf(shards, spec, te=te))
+
+
+def iter_megatron_to_hf(
+    shards: Sequence[Sequence[Mapping[str, torch.Tensor]]], spec: GPTSpec, *, te: bool = False
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """(HF name, full tensor) pairs, one at a time, from `shards[pp_rank][tp_rank]`."""
+    pp_size, tp_size = len(shards), len(shards[0])
+    names = _mc_layer_names(te)
+    used: list[set[str]] = [set() for _ in range(pp_size * tp_size)]
+
+    def gather(pp: int, name: str, dim: int) -> torch.Tensor:
+        parts = []
+        for tp in range(tp_size):
+            shard = shards[pp][tp]
+            if name not in shard:
+                raise DataError(f"megatron tensor {name!r} is missing on pipeline stage {pp}, TP rank {tp}.")
+            used[pp * tp_size + tp].add(name)
+            parts.append(shard[name])
+        return torch.cat(parts, dim=dim) if dim >= 0 else parts[0]
+
+    yield "model.embed_tokens.weight", gather(0, "embedding.word_embeddings.weight", 0)[: spec.vocab_size].clone()
+    for pp in range(pp_size):
+        for local, layer in enumerate(stage_layers(spec, pp, pp_size)):
+            src, dst = f"decoder.layers.{local}.", f"model.layers.{layer}."
+            qkv = gather(pp, src + "self_attention.linear_qkv.weight", 0)  # whole KV groups per rank
+            for x, t in zip("qkv", _qkv_split(spec, qkv)):
+                yield f"{dst}self_attn.{x}_proj.weight", t.clone()
+            if spec.qkv_bias:
+                bias = gather(pp, src + "self_attention.linear_qkv.bias", 0)
+                for x, t in zip("qkv", _qkv_split(spec, bias)):
+                    yield f"{dst}self_attn.{x}_proj.bias", t.clone()
+            yield f"{dst}self_attn.o_proj.weight", gather(pp, src + "self_attention.linear_proj.weight", 1)
+            yield f"{dst}input_layernorm.weight", gather(pp, src + names["attn_norm"], -1).clone()
+            yield f"{dst}post_attention_layernorm.weight", gather(pp, src + names["mlp_norm"], -1).clone()
+            fc1 = [shards[pp][tp][src + "mlp.linear_fc1.weight"].chunk(2) for tp in range(tp_size)]
+            gather(pp, src + "mlp.linear_fc1.weight", 0)
+            yield f"{dst}mlp.gate_proj.weight", torch.cat([g for g, _ in fc1])
+            yield f"{dst}mlp.up_proj.weight", torch.cat([u for _, u in fc1])
+            yield f"{dst}mlp.down_proj.weight", gather(pp, src + "mlp.linear_fc2.weight", 1)
+    last = pp_size - 1
+    yield "model.norm.weight", gather(last, "decoder.final_layernorm.weight", -1).clone()
+    if not spec.tied_embeddings:
+        yield "lm_head.weight", gather(last, "output_layer.weight", 0)[: spec.vocab_size].clone()
+    elif pp_size > 1:
+        gather(last, "output_layer.weight", 0)
+    for pp in range(pp_size):
+        for tp in range(tp_size):
+            extra = sorted(n for n in shards[pp][tp] if n not in used[pp * tp_size + tp] and not n.endswith("_extra_state"))
+            if extra:
+                raise DataError(f"megatron tensor {extra[0]!r} (stage {pp}, TP rank {tp}) has no HF name: refusing to drop it.")
+

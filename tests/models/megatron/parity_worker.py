@@ -1,0 +1,50 @@
+"""torchrun worker for the megatron parity tests: HF tiny model -> megatron at (tp, pp) -> logits.
+
+Run as `torchrun --nproc-per-node N parity_worker.py HF_DIR TP PP OUT_JSON`. Rank 0 writes the
+max |megatron - transformers| over the logits of the real tokens and over the log-probs.
+"""
+
+import json
+import sys
+
+import torch
+
+from megathink.models.megatron.distributed import init_parallel, shutdown_parallel
+from megathink.models.megatron.forward import MicroBatch, align_rows, run_schedule
+from megathink.models.megatron.model import build_gpt_model
+from megathink.models.megatron.weights_io import load_hf_into, read_hf_dir
+
+
+def main() -> None:
+    hf_dir, tp, pp, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 64, (3, 9), generator=generator)
+    mask = torch.ones_like(ids)
+    mask[1, :3] = 0  # left padded
+    mask[2, 7:] = 0  # right padded
+    # The transformers reference first: loaded after torch.distributed is initialised,
+    # from_pretrained leaves RoPE's non-persistent inv_freq buffer uninitialised (transformers 5).
+    from transformers import AutoModelForCausalLM
+
+    ref = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
+    with torch.no_grad():
+        want = [ref(input_ids=ids[row][mask[row] == 1][None]).logits[0] for row in range(3)]  # [L, V] each
+    info = init_parallel(tp, pp, seed=0)
+    spec, _, hf = read_hf_dir(hf_dir)
+    model, _ = build_gpt_model(spec, tp=tp, pp=pp)
+    load_hf_into(model, hf, spec, info)
+    model.eval()
+    aligned, starts, lengths = align_rows(ids, mask)
+    positions = torch.arange(ids.shape[1]).expand_as(ids)
+    mb = MicroBatch(aligned, positions, lengths, extras={"keep_logits": True})
+    with torch.no_grad():
+        run_schedule(model, [mb], lambda m, logp, ent: (logp.sum() * 0, {"logp": logp}),
+                     temperature=0.7, vocab_size=spec.vocab_size, entropy=False, forward_only=True)
+    if info.last_stage and info.tp_rank == 0:
+        worst = max(float((mb.extras["logits"][row, : len(want[row])] - want[row]).abs().max()) for row in range(3))
+        json.dump({"logits": worst}, open(out, "w"))
+    shutdown_parallel()
+
+
+if __name__ == "__main__":
+    main()
