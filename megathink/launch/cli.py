@@ -56,7 +56,17 @@ def _run_plot(argv: list[str]) -> int:
     return plot_main(argv)
 
 
+def _run_convert(argv: list[str]) -> int:
+    from megathink.launch.convert_command import main as convert_main
+
+    return convert_main(argv)
+
+
 PLAIN_COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
+    "convert": (
+        "hf-to-megatron --hf-dir IN --out OUT --tp N --pp M | megatron-to-hf --ckpt IN --out OUT",
+        _run_convert,
+    ),
     "plot": (
         "RUN_DIR [--out DIR]: PNG figures of a run (think ratio per level, before/after RL, losses); "
         "--compare RUN_DIR... --out DIR: runs side by side",

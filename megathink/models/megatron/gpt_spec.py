@@ -16,6 +16,7 @@ from typing import Any, Mapping
 from megathink.errors import ConfigError
 
 SUPPORTED_MODEL_TYPES = ("qwen2", "llama")
+VOCAB_MULTIPLE = 128
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,13 @@ class GPTSpec:
         )
 
     def padded_vocab(self, tp: int) -> int:
-        """The vocabulary rounded up to a multiple of `tp` (each TP rank holds an equal slice)."""
-        return -(-self.vocab_size // tp) * tp
+        """The vocabulary rounded up to a multiple of 128 (of 128 * tp when tp does not divide 128).
+
+        Every TP rank holds an equal slice, and for tp in 1, 2, 4, ..., 128 the padded size does
+        not depend on tp, so a checkpoint saved at one TP size loads at another.
+        """
+        multiple = VOCAB_MULTIPLE if VOCAB_MULTIPLE % tp == 0 else VOCAB_MULTIPLE * tp
+        return -(-self.vocab_size // multiple) * multiple
 
     def check_parallel(self, tp: int, pp: int) -> None:
         """Refuse TP / PP sizes this model cannot be split into, naming the parallel field."""

@@ -1,7 +1,9 @@
 """torchrun worker for the megatron parity tests: HF tiny model -> megatron at (tp, pp) -> logits.
 
-Run as `torchrun --nproc-per-node N parity_worker.py HF_DIR TP PP OUT_JSON`. Rank 0 writes the
-max |megatron - transformers| over the logits of the real tokens and over the log-probs.
+Run as `torchrun --nproc-per-node N parity_worker.py HF_DIR TP PP OUT_JSON [CKPT]`. The weights
+come from HF_DIR, or from the megatron checkpoint CKPT when given (saved at any layout: the
+reshard test). The last stage writes the max |megatron - transformers| over the logits of the
+real tokens.
 """
 
 import json
@@ -17,6 +19,7 @@ from megathink.models.megatron.weights_io import load_hf_into, read_hf_dir
 
 def main() -> None:
     hf_dir, tp, pp, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    ckpt = sys.argv[5] if len(sys.argv) > 5 else None
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(0, 64, (3, 9), generator=generator)
     mask = torch.ones_like(ids)
@@ -32,7 +35,12 @@ def main() -> None:
     info = init_parallel(tp, pp, seed=0)
     spec, _, hf = read_hf_dir(hf_dir)
     model, _ = build_gpt_model(spec, tp=tp, pp=pp)
-    load_hf_into(model, hf, spec, info)
+    if ckpt is None:
+        load_hf_into(model, hf, spec, info)
+    else:
+        from megathink.models.megatron.dist_checkpoint import load_model
+
+        load_model(model, ckpt)
     model.eval()
     aligned, starts, lengths = align_rows(ids, mask)
     positions = torch.arange(ids.shape[1]).expand_as(ids)
