@@ -36,3 +36,12 @@ def clip_gradients(parameters: Iterable[torch.nn.Parameter], max_norm: float) ->
     if not params:
         return 0.0
     return float(torch.nn.utils.clip_grad_norm_(params, limit))
+
+
+def clip_backend_gradients(backend: object, max_norm: float) -> float:
+    """`clip_gradients` over the backend's parameters, or the backend's own global-norm clip when
+    its parameters are shards of a larger model (megatron: the norm spans every TP / PP rank)."""
+    own = getattr(backend, "clip_grad_norm", None)
+    if own is not None:
+        return float(own(max_norm))
+    return clip_gradients(backend.parameters(), max_norm)  # type: ignore[attr-defined]

@@ -28,8 +28,9 @@ import torch
 from megathink.algorithms import adaptthink_loss, degrpo_loss, grpo_loss
 from megathink.config.algorithm import AlgorithmConfig
 from megathink.config.rl import RLConfig
+from megathink.models.micro_batches import Scored, run_micro_batches
 from megathink.models.protocol import PolicyBackend
-from megathink.trainer.optim import clip_gradients
+from megathink.trainer.optim import clip_backend_gradients
 from megathink.trainer.rl_batch import RLBatch, split_by_groups
 
 LossFn = Callable[..., tuple[torch.Tensor, dict[str, float]]]
@@ -85,10 +86,15 @@ def score_batch(
     model_backend: PolicyBackend, batch: RLBatch, *, temperature: float, micro_batch_size: int
 ) -> torch.Tensor:
     """Response-aligned log-probs [B, T] of the batch under `model_backend`, no gradients."""
-    parts = []
-    for rows in torch.arange(batch.size).split(micro_batch_size):
-        logp = model_backend.logprobs(batch.input_ids[rows], batch.attention_mask[rows], temperature=temperature)
-        parts.append(logp[:, batch.prompt_len :].float().cpu())
+
+    def keep(mb: Scored, logp: torch.Tensor, _entropy: object) -> tuple[torch.Tensor, dict]:
+        return logp.sum() * 0.0, {"logp": logp[:, batch.prompt_len :].detach().float().cpu()}
+
+    scored = [
+        Scored(batch.input_ids[rows], batch.attention_mask[rows])
+        for rows in torch.arange(batch.size).split(micro_batch_size)
+    ]
+    parts = [r["logp"] for r in run_micro_batches(model_backend, scored, keep, temperature=temperature, forward_only=True)]
     return torch.cat(parts) * batch.response_mask
 
 
@@ -123,18 +129,17 @@ def rl_update(
         mini = batch.select(rows)
         mini_old = None if old_logp is None else old_logp[rows]
         mini_ref = None if ref_logp is None else ref_logp[rows]
-        for micro in torch.arange(mini.size).split(rl.micro_batch_size):
-            weight = len(micro) / mini.size
-            logp, entropy = backend.logprobs_and_entropy(
-                mini.input_ids[micro], mini.attention_mask[micro], temperature=temperature, entropy=want_entropy
-            )
+
+        def micro_loss(mb: Scored, logp: torch.Tensor, entropy: Optional[torch.Tensor]) -> tuple[torch.Tensor, dict]:
+            micro, weight = mb.payload["rows"], mb.payload["weight"]
             device = logp.device
             resp_logp = logp[:, mini.prompt_len :]  # [b, T]
             mask = mini.response_mask[micro].to(device)
+            extra: dict[str, float] = {}
             if mini_old is None:
                 old = resp_logp.detach()
-                gap += float(((old - mini.rollout_logp[micro].to(device)).abs() * mask).sum())
-                gap_tokens += float(mask.sum())
+                extra["gap"] = float(((old - mini.rollout_logp[micro].to(device)).abs() * mask).sum())
+                extra["gap_tokens"] = float(mask.sum())
             else:
                 old = mini_old[micro].to(device)
             loss, metrics = loss_fn(
@@ -147,10 +152,18 @@ def rl_update(
                 forced=mini.forced[micro].to(device),
                 opener_prob=mini.opener_prob[micro].to(device),
             )
-            (loss * weight).backward()
-            for key, value in metrics.items():
-                totals[key] += value * weight
-        totals["grad_norm"] += clip_gradients(backend.parameters(), rl.optimizer.grad_clip)
+            return loss * weight, {"metrics": metrics, "weight": weight, **extra}
+
+        scored = [
+            Scored(mini.input_ids[micro], mini.attention_mask[micro], {"rows": micro, "weight": len(micro) / mini.size})
+            for micro in torch.arange(mini.size).split(rl.micro_batch_size)
+        ]
+        for result in run_micro_batches(backend, scored, micro_loss, temperature=temperature, entropy=want_entropy):
+            for key, value in result["metrics"].items():
+                totals[key] += value * result["weight"]
+            gap += result.get("gap", 0.0)
+            gap_tokens += result.get("gap_tokens", 0.0)
+        totals["grad_norm"] += clip_backend_gradients(backend, rl.optimizer.grad_clip)
         totals["lr"] += optimizer.param_groups[0]["lr"]
         optimizer.step()
         scheduler.step()

@@ -7,7 +7,8 @@ the mean of -log p over *all* target tokens of all its micro-batches,
     N    = sum_{m,b,t} loss_mask[m,b,t],
 
 so every target token weighs the same no matter how the tokens fall into micro-batches
-(the loss equals that of one big batch). All micro-batches of the step are drawn first so
+(the loss equals that of one big batch). The passes go through `models.run_micro_batches`,
+so the same step trains the HF backend and the megatron backend (pipeline schedule). All micro-batches of the step are drawn first so
 N is known before the first backward; each micro-batch then backpropagates its own sum / N.
 
 The log-probs come from `PolicyBackend.logprobs`, i.e. `megathink.kernels.token_logprobs`,
@@ -27,8 +28,9 @@ from typing import Sequence
 import torch
 
 from megathink.data.types import ControlTokenIds, SFTBatch
+from megathink.models.micro_batches import Scored, run_micro_batches
 from megathink.models.protocol import PolicyBackend
-from megathink.trainer.optim import clip_gradients
+from megathink.trainer.optim import clip_backend_gradients
 
 
 @dataclass
@@ -59,22 +61,25 @@ def sft_step(
         raise ValueError("an SFT step has no target tokens: every example's answer was masked out.")
     backend.train(True)
     optimizer.zero_grad(set_to_none=True)
+
+    def loss_fn(mb: Scored, logp: torch.Tensor, _entropy: object) -> tuple[torch.Tensor, dict]:
+        mask = mb.payload["loss_mask"].to(logp.device, torch.float32)  # [B, T]
+        token_nll = -logp * mask  # [B, T]
+        rows = token_nll.detach().sum(dim=1).cpu()  # [B]
+        return token_nll.sum() / total_targets, {"row_nll": rows, "row_targets": mask.sum(dim=1).cpu()}
+
+    scored = [Scored(b.input_ids, b.attention_mask, {"loss_mask": b.loss_mask}) for b in micro_batches]
+    results = run_micro_batches(backend, scored, loss_fn)
     loss_sum = 0.0
     mode_sums = {"short": [0.0, 0.0], "think": [0.0, 0.0]}  # mode -> [sum of -logp, target tokens]
-    tokens = 0
-    for batch in micro_batches:
-        mask = batch.loss_mask.to(backend.device, torch.float32)  # [B, T]
-        logp = backend.logprobs(batch.input_ids, batch.attention_mask)  # [B, T]
-        token_nll = -logp * mask  # [B, T]
-        (token_nll.sum() / total_targets).backward()
-        row_nll = token_nll.detach().sum(dim=1).cpu()  # [B]
-        row_targets = mask.sum(dim=1).cpu()  # [B]
+    for batch, result in zip(micro_batches, results):
+        row_nll, row_targets = result["row_nll"], result["row_targets"]
         loss_sum += float(row_nll.sum())
         for mode, rows in row_modes(batch, control).items():
             mode_sums[mode][0] += float(row_nll[rows].sum())
             mode_sums[mode][1] += float(row_targets[rows].sum())
-        tokens += int(batch.attention_mask.sum().item())
-    grad_norm = clip_gradients(backend.parameters(), grad_clip)
+    tokens = sum(int(b.attention_mask.sum().item()) for b in micro_batches)
+    grad_norm = clip_backend_gradients(backend, grad_clip)
     lr = float(optimizer.param_groups[0]["lr"])
     optimizer.step()
     scheduler.step()

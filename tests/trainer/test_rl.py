@@ -144,8 +144,7 @@ def test_grpo_runs_and_zero_advantage_groups_can_be_filtered(tmp_path: Path, sft
 
 
 def _adaptthink_cfg(out: Path, **overrides: object) -> RunConfig:
-    return _cfg(
-        out,
+    sections: dict[str, object] = dict(
         stages=["sft", "presample", "rl"],
         tokenizer=TokenizerConfig(template="adaptthink"),
         data=DataConfig(levels=[1, 2], toy_train_size=64, toy_rl_prompts=8, toy_eval_per_level=3, max_seq_len=64,
@@ -154,8 +153,9 @@ def _adaptthink_cfg(out: Path, **overrides: object) -> RunConfig:
             name="adaptthink", kl_coef=0.0, entropy_coef=0.0, presample_k=2, thinking_opener="Al",
             nothinking_max_new_tokens=6, thinking_max_new_tokens=12,
         ),
-        **overrides,
     )
+    sections.update(overrides)
+    return _cfg(out, **sections)
 
 
 def test_adaptthink_sft_presample_rl_pipeline(tmp_path: Path) -> None:

@@ -1,0 +1,168 @@
+"""`MegatronBackend`: the policy as a sharded megatron GPTModel, behind the same seams as `HFBackend`.
+
+Every rank of a torchrun job holds one; they run the same trainer code in lock step:
+
+- `run_micro_batches(micro_batches, loss_fn, ...)` (the seam of `models.micro_batches`): rows are
+  aligned to column 0 (`forward.align_rows`), every micro-batch is padded to one width, and
+  megatron's schedule runs them (1F1B across pipeline stages). On the last stage the
+  vocab-parallel log-probs are put back in the caller's columns and handed to the shared loss
+  function; its metrics are broadcast to every rank. After the backward pass the gradients are
+  finished: a tied embedding's two copies (first and last stage) are summed, and gradients are
+  averaged over data-parallel replicas.
+- `logprobs_and_entropy` / `logprobs`: a forward-only pass, the result on every rank.
+- `clip_grad_norm(max_norm)`: the global L2 norm over all shards (tensor-parallel duplicates
+  counted once), summed over the model-parallel group, then every shard clipped.
+- `export_hf_state()`: full HF-named tensors (the streaming exporter), for rollout engines,
+  evaluation and `save_hf`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any, Optional
+
+import torch
+import torch.distributed as dist
+
+from megathink.models.megatron.distributed import ParallelInfo
+from megathink.models.megatron.forward import MicroBatch, align_rows, restore_columns, run_schedule
+from megathink.models.megatron.gpt_spec import GPTSpec
+from megathink.models.megatron.weights_io import iter_hf_buckets
+from megathink.models.micro_batches import MicroLoss, Scored
+
+
+class MegatronBackend:
+    def __init__(self, model: Any, spec: GPTSpec, info: ParallelInfo, *, pad_id: int) -> None:
+        self.model = model
+        self.spec = spec
+        self.info = info
+        self.pad_id = pad_id
+        self.device = next(model.parameters()).device
+
+    # -- the PolicyBackend surface -------------------------------------------------------------
+    def parameters(self) -> Iterator[torch.nn.Parameter]:
+        return (p for p in self.model.parameters() if p.requires_grad)
+
+    def named_parameters(self) -> Iterator[tuple[str, torch.nn.Parameter]]:
+        return ((n, p) for n, p in self.model.named_parameters() if p.requires_grad)
+
+    def train(self, mode: bool = True) -> None:
+        self.model.train(mode)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, temperature: float = 1.0) -> torch.Tensor:
+        return self.logprobs_and_entropy(input_ids, attention_mask, temperature=temperature, entropy=False)[0]
+
+    def logprobs_and_entropy(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, temperature: float = 1.0, entropy: bool = True
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """[B, T] log-probs (and entropies) in the caller's columns, on every rank, no gradients."""
+
+        def keep(mb: Scored, logp: torch.Tensor, ent: Optional[torch.Tensor]) -> tuple[torch.Tensor, dict[str, Any]]:
+            return logp.sum() * 0.0, {"logp": logp.detach().cpu(), "entropy": None if ent is None else ent.detach().cpu()}
+
+        (result,) = self.run_micro_batches(
+            [Scored(input_ids, attention_mask)], keep, temperature=temperature, entropy=entropy, forward_only=True
+        )
+        return result["logp"], result["entropy"]
+
+    # -- training --------------------------------------------------------------------------------
+    def run_micro_batches(
+        self,
+        micro_batches: Sequence[Scored],
+        loss_fn: MicroLoss,
+        *,
+        temperature: float = 1.0,
+        entropy: bool = False,
+        forward_only: bool = False,
+    ) -> list[dict[str, Any]]:
+        width = max(mb.input_ids.shape[1] for mb in micro_batches)
+        prepared = []
+        for mb in micro_batches:
+            ids = torch.nn.functional.pad(mb.input_ids, (0, width - mb.input_ids.shape[1]), value=self.pad_id)
+            mask = torch.nn.functional.pad(mb.attention_mask, (0, width - mb.attention_mask.shape[1]), value=0)
+            aligned, starts, lengths = align_rows(ids, mask, self.pad_id)
+            positions = torch.arange(width).expand_as(aligned)
+            prepared.append(MicroBatch(aligned, positions, lengths, extras={"scored": mb, "starts": starts}))
+
+        def schedule_loss(mb: MicroBatch, logp: torch.Tensor, ent: Optional[torch.Tensor]) -> tuple[torch.Tensor, dict]:
+            scored: Scored = mb.extras["scored"]
+            columns = scored.input_ids.shape[1]
+
+            def to_caller(values: torch.Tensor) -> torch.Tensor:  # [b, S-1] aligned -> [b, T] caller columns
+                aligned = torch.nn.functional.pad(values, (1, 0))  # column t scores aligned token t
+                return restore_columns(aligned, mb.extras["starts"], mb.lengths, width)[:, :columns]
+
+            return loss_fn(scored, to_caller(logp), None if ent is None else to_caller(ent))
+
+        if forward_only:
+            with torch.no_grad():
+                results = run_schedule(self.model, prepared, schedule_loss, temperature=temperature,
+                                       vocab_size=self.spec.vocab_size, entropy=entropy, forward_only=True)
+        else:
+            results = run_schedule(self.model, prepared, schedule_loss, temperature=temperature,
+                                   vocab_size=self.spec.vocab_size, entropy=entropy, forward_only=False)
+            self._finish_grads()
+        return self._from_last_stage(results, len(micro_batches))
+
+    def _from_last_stage(self, results: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+        if self.info.pp == 1:
+            return list(results)
+        from megatron.core import parallel_state
+
+        box: list[Any] = [list(results) if self.info.last_stage else None]
+        dist.broadcast_object_list(
+            box, src=parallel_state.get_pipeline_model_parallel_last_rank(),
+            group=parallel_state.get_pipeline_model_parallel_group(),
+        )
+        assert box[0] is not None and len(box[0]) == count
+        return box[0]
+
+    def _finish_grads(self) -> None:
+        from megatron.core import parallel_state
+
+        if self.spec.tied_embeddings and self.info.pp > 1 and (self.info.first_stage or self.info.last_stage):
+            weight = self.model.shared_embedding_or_output_weight()
+            if weight.grad is not None:
+                dist.all_reduce(weight.grad, group=parallel_state.get_embedding_group())
+        if self.info.dp > 1:
+            group = parallel_state.get_data_parallel_group()
+            for param in self.parameters():
+                if param.grad is not None:
+                    dist.all_reduce(param.grad, group=group)
+                    param.grad.div_(self.info.dp)
+
+    def clip_grad_norm(self, max_norm: float) -> float:
+        """Clip the global L2 gradient norm over every shard to `max_norm` (0: no clipping); the norm before."""
+        from megatron.core import parallel_state
+        from megatron.core.tensor_parallel import param_is_not_tensor_parallel_duplicate
+
+        squares = torch.zeros((), dtype=torch.float64)
+        params = [p for p in self.parameters() if p.grad is not None]
+        for param in params:
+            counted = param_is_not_tensor_parallel_duplicate(param)
+            shared_copy = (
+                self.spec.tied_embeddings and self.info.pp > 1 and self.info.last_stage
+                and param is self.model.shared_embedding_or_output_weight() and not self.info.first_stage
+            )
+            if counted and not shared_copy:
+                squares += param.grad.detach().double().pow(2).sum().cpu()
+        squares = squares.to(self.device)
+        dist.all_reduce(squares, group=parallel_state.get_model_parallel_group())
+        norm = math.sqrt(float(squares))
+        if max_norm > 0 and norm > max_norm:
+            scale = max_norm / (norm + 1e-6)
+            for param in params:
+                param.grad.mul_(scale)
+        return norm
+
+    # -- weights out -----------------------------------------------------------------------------
+    def export_hf_state(self, *, bucket_bytes: int = 512 * 2**20) -> dict[str, torch.Tensor]:
+        """Full HF-named tensors of the current weights (collective: every rank must call it)."""
+        out: dict[str, torch.Tensor] = {}
+        for bucket in iter_hf_buckets(self.model, self.spec, self.info, bucket_bytes=bucket_bytes):
+            out.update(bucket)
+        return out
