@@ -5,7 +5,7 @@
 picks the fastest layer implementation present: Transformer Engine's layer spec when
 `transformer_engine` imports (fused norms + linears, FP8), else megatron-core's local spec
 (plain torch). `precision` is "fp32", "bf16" or "fp8"; fp8 needs Transformer Engine and fails
-fast naming it. `Implementations` says what was chosen; the caller logs it.
+fast naming it. `Implementations` says what was chosen; it is logged once per model.
 
 On CPU (no CUDA) every fusion is off, weights are initialised on the CPU and the caller must
 have applied `cpu_compat.apply_cpu_compat()`. Parallel state must already be initialised.
@@ -14,6 +14,7 @@ have applied `cpu_compat.apply_cpu_compat()`. Parallel state must already be ini
 from __future__ import annotations
 
 import importlib.util
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,8 @@ import torch
 
 from megathink.errors import ConfigError
 from megathink.models.megatron.gpt_spec import GPTSpec
+
+log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "fp8")
 
@@ -122,4 +125,5 @@ def build_gpt_model(spec: GPTSpec, *, tp: int, pp: int, precision: str = "fp32")
     )
     if impl.cuda:
         model = model.cuda()
+    log.info("%s; optimizer: torch AdamW on each rank's shards", impl.describe())
     return model, impl
