@@ -7,6 +7,7 @@ from megathink.config.algorithm import AlgorithmConfig
 from megathink.config.checkpoint import CheckpointConfig
 from megathink.config.data import DataConfig
 from megathink.config.evaluation import EvalConfig
+from megathink.config.kernels import KernelsConfig
 from megathink.config.logger import LoggerConfig
 from megathink.config.model import ModelConfig
 from megathink.config.optimizer import OptimizerConfig
@@ -26,6 +27,7 @@ __all__ = [
     "ConfigError",
     "DataConfig",
     "EvalConfig",
+    "KernelsConfig",
     "LoggerConfig",
     "ModelConfig",
     "OptimizerConfig",

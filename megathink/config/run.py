@@ -11,6 +11,7 @@ from megathink.config.algorithm import AlgorithmConfig
 from megathink.config.checkpoint import CheckpointConfig
 from megathink.config.data import DataConfig
 from megathink.config.evaluation import EvalConfig
+from megathink.config.kernels import KernelsConfig
 from megathink.config.logger import LoggerConfig
 from megathink.config.model import ModelConfig
 from megathink.config.parallel import ParallelConfig
@@ -65,6 +66,9 @@ class RunConfig:
 
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     """Training backend and parallel sizes."""
+
+    kernels: KernelsConfig = field(default_factory=KernelsConfig)
+    """Log-prob implementation (fused Triton, chunked torch, naive)."""
 
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     """Checkpoint cadence and resume policy."""

@@ -12,7 +12,14 @@ are re-initialised to the mean the same way.
 
 `logprobs` runs the model on `[B, T]` ids with position ids taken from the attention mask, so
 left-padded (RL rollouts) and right-padded (SFT) batches both see positions 0, 1, 2, ... on
-their real tokens, then scores every next token with `megathink.kernels.token_logprobs`.
+their real tokens, then scores every next token the way `kernels.logprob` says
+(`build_hf_backend(..., kernels=)`): 'fused' and 'chunked' run the decoder body only
+(`model.base_model` -> hidden states `[B, T, H]`), keep the positions that score a token, and
+call `megathink.kernels.linear_logprob` with the lm_head weight (tied or not), so the
+`[B, T, V]` logits never exist; 'naive' takes the model's full logits and
+`megathink.kernels.token_logprobs` / `token_entropy`. Entropies (DeGRPO's entropy bonus) come
+from the same op. All three apply the temperature as `z / T` to the same logits; an lm_head
+with a bias (none in Qwen2 or Llama) is refused by the hidden-state paths.
 """
 
 from __future__ import annotations
@@ -30,9 +37,10 @@ from typing import Any, Optional
 import torch
 
 from megathink.errors import ConfigError, ExistingOutputError, MissingPathError
+from megathink.config.kernels import KernelsConfig
 from megathink.config.model import ModelConfig
 from megathink.data.types import TokenizerBundle
-from megathink.kernels import token_entropy, token_logprobs
+from megathink.kernels import fused_unavailable_reason, linear_logprob, token_entropy, token_logprobs
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +54,13 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 class HFBackend:
     """A transformers causal LM on one device, implementing `PolicyBackend`."""
 
-    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
+    def __init__(
+        self, model: torch.nn.Module, device: torch.device, *, logprob_impl: str = "chunked", chunk_tokens: int = 0
+    ) -> None:
         self.model = model
         self.device = device
+        self.logprob_impl = logprob_impl  # 'fused' | 'chunked' | 'naive' (KernelsConfig.logprob)
+        self.chunk_tokens = chunk_tokens  # tokens per lm_head chunk; 0: the implementation's default
 
     def logprobs(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, temperature: float = 1.0
@@ -67,20 +79,49 @@ class HFBackend:
         input_ids = input_ids.to(self.device)
         attention_mask = attention_mask.to(self.device)
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # [B, T]
-        logits = self.model(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
-        ).logits  # [B, T, V]
+        inputs = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
         # Token t is scored only when it and the position predicting it (t-1) are both real, so
         # the first real token of a left-padded row gets 0 like column 0 does.
         real = attention_mask != 0  # [B, T]
         scored_mask = real[:, 1:] & real[:, :-1]  # [B, T-1]
         targets = input_ids[:, 1:].masked_fill(~scored_mask, -1)  # [B, T-1]
-        scored = token_logprobs(logits[:, :-1], targets, temperature=temperature)  # [B, T-1]
+        if self.logprob_impl == "naive":
+            logits = self.model(**inputs).logits  # [B, T, V]
+            scored = token_logprobs(logits[:, :-1], targets, temperature=temperature)  # [B, T-1]
+            ent = token_entropy(logits[:, :-1], temperature=temperature) * scored_mask if entropy else None
+        else:
+            hidden = self.model.base_model(**inputs).last_hidden_state  # [B, T, H]
+            next_targets = torch.nn.functional.pad(targets, (0, 1), value=-1)  # [B, T]: position t predicts t+1
+            scored, ent = self._score_hidden(hidden, next_targets, temperature, entropy)  # [B, T] each
+            scored, ent = scored[:, :-1], None if ent is None else ent[:, :-1]  # [B, T-1]
         logp = torch.nn.functional.pad(scored, (1, 0))  # [B, T]
-        if not entropy:
-            return logp, None
-        ent = token_entropy(logits[:, :-1], temperature=temperature) * scored_mask  # [B, T-1]
-        return logp, torch.nn.functional.pad(ent, (1, 0))
+        return logp, None if ent is None else torch.nn.functional.pad(ent, (1, 0))
+
+    def _score_hidden(
+        self, hidden: torch.Tensor, targets: torch.Tensor, temperature: float, entropy: bool
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """hidden [B, T, H] and targets [B, T] (< 0: unscored) -> log-probs (and entropies)
+        [B, T] through `linear_logprob`, computed on the scored positions only."""
+        head = self.model.get_output_embeddings()
+        if getattr(head, "bias", None) is not None:
+            raise ConfigError(
+                f"kernels.logprob = {self.logprob_impl!r} needs an lm_head without bias; this model's has one: "
+                "use kernels.logprob=naive."
+            )
+        flat_targets = targets.reshape(-1)  # [N]
+        rows = (flat_targets >= 0).nonzero().squeeze(1)  # [n]
+        picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, rows)  # [n, H] (the reshape is a view)
+        out = linear_logprob(
+            picked, head.weight, flat_targets.index_select(0, rows), temperature=temperature,
+            return_entropy=entropy, impl=self.logprob_impl, chunk_tokens=self.chunk_tokens or None,
+        )
+        logp, ent = out if entropy else (out, None)  # [n] each
+
+        def scatter(values: torch.Tensor) -> torch.Tensor:
+            full = values.new_zeros(flat_targets.shape[0]).index_copy(0, rows, values)  # [N]
+            return full.view(targets.shape)
+
+        return scatter(logp), None if ent is None else scatter(ent)
 
     def parameters(self) -> Iterator[torch.nn.Parameter]:
         return (p for p in self.model.parameters() if p.requires_grad)
@@ -137,9 +178,31 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def build_hf_backend(model_cfg: ModelConfig, bundle: TokenizerBundle, *, device: str, seed: int) -> HFBackend:
-    """A random model (model.path unset) or a local checkpoint, sized to the tokenizer, on `device`."""
+def check_logprob_kernels(kernels: KernelsConfig, device: torch.device) -> None:
+    """Refuse kernels.logprob='fused' where the Triton kernels cannot run (no fallback)."""
+    if kernels.logprob != "fused":
+        return
+    reason = fused_unavailable_reason(device)
+    if reason is not None:
+        raise ConfigError(f"kernels.logprob = 'fused' cannot run here: {reason}. Use kernels.logprob=chunked.")
+
+
+def build_hf_backend(
+    model_cfg: ModelConfig,
+    bundle: TokenizerBundle,
+    *,
+    device: str,
+    seed: int,
+    kernels: Optional[KernelsConfig] = None,
+) -> HFBackend:
+    """A random model (model.path unset) or a local checkpoint, sized to the tokenizer, on `device`.
+
+    kernels: the log-prob implementation (default `KernelsConfig()`: chunked); 'fused' where it
+    cannot run (no triton, no CUDA) is a ConfigError naming what is missing.
+    """
     torch_device = resolve_device(device)
+    kernels = kernels if kernels is not None else KernelsConfig()
+    check_logprob_kernels(kernels, torch_device)
     dtype = _DTYPES[model_cfg.dtype]
     if model_cfg.path is None:
         model = _random_model(model_cfg, bundle, seed)
@@ -149,7 +212,7 @@ def build_hf_backend(model_cfg: ModelConfig, bundle: TokenizerBundle, *, device:
         what = f"{model.config.model_type} from {model_cfg.path}"
         _fit_vocab(model, bundle, model_cfg)
     model.to(device=torch_device, dtype=dtype)
-    backend = HFBackend(model, torch_device)
+    backend = HFBackend(model, torch_device, logprob_impl=kernels.logprob, chunk_tokens=kernels.chunk_tokens)
     log.info(
         "built %s model: %.2fM parameters, vocab %d, %s on %s",
         what, backend.num_parameters() / 1e6, model.get_input_embeddings().num_embeddings, model_cfg.dtype, torch_device,

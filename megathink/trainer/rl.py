@@ -94,7 +94,7 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
     if adaptthink:  # before loading the model: a missing Rbar_ref fails fast, naming the prompts
         rbar = load_reference_accuracy(reference_accuracy_file(cfg), train)
         opener = opener_ids(bundle, cfg.algorithm)
-    backend = build_hf_backend(model_cfg, bundle, device=cfg.trainer.device, seed=cfg.trainer.seed)
+    backend = build_hf_backend(model_cfg, bundle, device=cfg.trainer.device, seed=cfg.trainer.seed, kernels=cfg.kernels)
     reference = _frozen_copy(backend) if cfg.algorithm.kl_coef > 0 else None
     engine = LocalEngine(backend, pad_id=bundle.pad_id, batch_size=cfg.rollout.batch_size)
     optimizer = build_adamw(backend.named_parameters(), cfg.rl.optimizer)

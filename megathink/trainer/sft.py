@@ -104,7 +104,7 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
             "(prompt + answer): raise data.max_seq_len or shorten the answers."
         )
     batches = SFTBatchIterator(pairs, cfg.sft.micro_batch_size, cfg.data.seed, bundle.pad_id)
-    backend = build_hf_backend(cfg.model, bundle, device=cfg.trainer.device, seed=cfg.trainer.seed)
+    backend = build_hf_backend(cfg.model, bundle, device=cfg.trainer.device, seed=cfg.trainer.seed, kernels=cfg.kernels)
     optimizer = build_adamw(backend.named_parameters(), cfg.sft.optimizer)
     scheduler = build_scheduler(optimizer, cfg.sft.optimizer, cfg.sft.max_steps)
 
