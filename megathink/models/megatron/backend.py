@@ -33,8 +33,17 @@ from megathink.models.micro_batches import MicroLoss, Scored
 
 
 class MegatronBackend:
-    def __init__(self, model: Any, spec: GPTSpec, info: ParallelInfo, *, pad_id: int) -> None:
+    def __init__(
+        self, model: Any, spec: GPTSpec, info: ParallelInfo, *, pad_id: int, logprob_impl: str = "chunked",
+        chunk_tokens: int = 0,
+    ) -> None:
+        from megathink.kernels import resolve_impl
+
         self.model = model
+        # kernels.logprob: 'naive' reduces the output layer's logits slice; 'chunked' / 'fused'
+        # go from hidden states (megathink.kernels); 'fused' is refused without Triton + CUDA.
+        self.logprob_impl = logprob_impl if logprob_impl == "naive" else resolve_impl(logprob_impl, next(model.parameters()).device)
+        self.chunk_tokens = chunk_tokens or None
         self.spec = spec
         self.info = info
         self.pad_id = pad_id
@@ -101,10 +110,12 @@ class MegatronBackend:
         if forward_only:
             with torch.no_grad():
                 results = run_schedule(self.model, prepared, schedule_loss, temperature=temperature,
-                                       vocab_size=self.spec.vocab_size, entropy=entropy, forward_only=True)
+                                   vocab_size=self.spec.vocab_size, entropy=entropy, forward_only=True,
+                                   logprob_impl=self.logprob_impl, chunk_tokens=self.chunk_tokens)
         else:
             results = run_schedule(self.model, prepared, schedule_loss, temperature=temperature,
-                                   vocab_size=self.spec.vocab_size, entropy=entropy, forward_only=False)
+                                   vocab_size=self.spec.vocab_size, entropy=entropy, forward_only=False,
+                                   logprob_impl=self.logprob_impl, chunk_tokens=self.chunk_tokens)
             self._finish_grads()
         return self._from_last_stage(results, len(micro_batches))
 

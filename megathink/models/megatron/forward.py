@@ -13,6 +13,10 @@ rank's vocabulary slice of the logits: the max, the sum of exponentials, the tar
 backward identity), so the full vocabulary is never gathered. Padded vocabulary rows (the
 vocabulary rounded up to a multiple of tp) are masked out.
 
+With `logprob_impl` 'chunked' or 'fused' the output layer is bypassed and
+`kernels.vocab_parallel_linear_logprob` computes the same quantities from the final hidden
+states and the lm_head shard, without storing even the logits slice.
+
 `run_schedule` drives `get_forward_backward_func()` (no pipelining at pp = 1, 1F1B otherwise)
 over micro-batches of equal width; `loss_fn(micro_batch, logp, entropy)` runs on the last
 stage and returns (loss, metrics). Losses are used as given (`calculate_per_token_loss`, no
@@ -96,6 +100,30 @@ LossFn = Callable[[MicroBatch, torch.Tensor, Optional[torch.Tensor]], tuple[torc
 """(micro-batch, logp [b, S-1], entropy [b, S-1] or None) -> (loss, metrics); logp[:, t] scores token t + 1."""
 
 
+def hidden_logprobs(
+    hidden: torch.Tensor, weight_shard: torch.Tensor, targets: torch.Tensor, *, temperature: float, vocab_size: int,
+    entropy: bool, impl: str, chunk_tokens: Optional[int],
+) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """logp [b, S] (and entropy) from hidden states [b, S, H] and this rank's lm_head rows, with
+    `megathink.kernels.vocab_parallel_linear_logprob` (the logits are never stored; padded
+    vocabulary rows are cut off the last shard)."""
+    from megatron.core import parallel_state
+
+    from megathink.kernels import vocab_parallel_linear_logprob
+
+    rows = weight_shard.shape[0]
+    start = parallel_state.get_tensor_model_parallel_rank() * rows
+    weight = weight_shard[: max(0, min(rows, vocab_size - start))]
+    b, s, h = hidden.shape
+    out = vocab_parallel_linear_logprob(
+        hidden.reshape(b * s, h), weight, targets.reshape(-1), vocab_start=start,
+        group=parallel_state.get_tensor_model_parallel_group(), temperature=temperature, return_entropy=entropy,
+        impl=impl, chunk_tokens=chunk_tokens,
+    )
+    logp, ent = out if entropy else (out, None)
+    return logp.reshape(b, s), None if ent is None else ent.reshape(b, s)
+
+
 def run_schedule(
     model: Any,
     micro_batches: Sequence[MicroBatch],
@@ -105,9 +133,16 @@ def run_schedule(
     vocab_size: int,
     entropy: bool,
     forward_only: bool,
+    logprob_impl: str = "naive",
+    chunk_tokens: Optional[int] = None,
 ) -> list[dict[str, Any]]:
     """Run every micro-batch forward (and backward unless forward_only); the metrics of each,
-    on the last pipeline stage (an empty list elsewhere)."""
+    on the last pipeline stage (an empty list elsewhere).
+
+    logprob_impl 'naive': the output layer computes this rank's logits slice and
+    `vocab_parallel_logprobs` reduces it; 'chunked' / 'fused': the output layer is bypassed and
+    `hidden_logprobs` takes the final hidden states and its weight (no logits stored).
+    """
     from megatron.core.pipeline_parallel import get_forward_backward_func
 
     width = micro_batches[0].input_ids.shape[1]
@@ -122,6 +157,14 @@ def run_schedule(
         output = chunk(mb.input_ids.to(device), mb.position_ids.to(device), None)  # last stage: [b, S, Vl]
 
         def loss_func(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+            if logprob_impl != "naive":  # `logits` are the final hidden states [b, S, H] here
+                targets = mb.input_ids[:, 1:].to(logits.device)
+                logp, ent = hidden_logprobs(
+                    logits[:, :-1], head["weight"], targets, temperature=temperature, vocab_size=vocab_size,
+                    entropy=entropy, impl=logprob_impl, chunk_tokens=chunk_tokens,
+                )
+                loss, metrics = loss_fn(mb, logp, ent)
+                return loss, torch.tensor(1, dtype=torch.int), metrics
             if "keep_logits" in mb.extras:  # parity checks: the full-vocabulary logits, gathered
                 from megatron.core.tensor_parallel.mappings import gather_from_tensor_model_parallel_region
 
@@ -135,12 +178,26 @@ def run_schedule(
 
         return output, loss_func
 
-    return get_forward_backward_func()(
-        forward_step_func=forward_step,
-        data_iterator=iter(micro_batches),
-        model=[model],
-        num_microbatches=len(micro_batches),
-        seq_length=width,
-        micro_batch_size=micro_batches[0].input_ids.shape[0],
-        forward_only=forward_only,
-    )
+    head: dict[str, Any] = {}
+    output_layer = getattr(model, "output_layer", None)
+    bypass = logprob_impl != "naive" and output_layer is not None
+
+    def hidden_through(input_: torch.Tensor, weight: Optional[torch.Tensor] = None, **_: Any) -> tuple[torch.Tensor, None]:
+        head["weight"] = output_layer.weight if weight is None else weight  # tied: the embedding
+        return input_, None
+
+    if bypass:
+        output_layer.forward = hidden_through
+    try:
+        return get_forward_backward_func()(
+            forward_step_func=forward_step,
+            data_iterator=iter(micro_batches),
+            model=[model],
+            num_microbatches=len(micro_batches),
+            seq_length=width,
+            micro_batch_size=micro_batches[0].input_ids.shape[0],
+            forward_only=forward_only,
+        )
+    finally:
+        if bypass:
+            del output_layer.forward  # back to the class's forward

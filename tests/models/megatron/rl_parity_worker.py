@@ -1,6 +1,6 @@
 """torchrun worker: the same DeGRPO updates on the HF backend and on megatron at (tp, pp).
 
-`rl_parity_worker.py TP PP OUT_JSON`. One rollout batch is sampled (before the process group
+`rl_parity_worker.py TP PP OUT_JSON [IMPL]` (kernels.logprob of both backends, default chunked). One rollout batch is sampled (before the process group
 exists) from a random toy Qwen2 by the local engine; both backends then take two rollout steps
 over it from the same weights: a scoring pass for the old log-probs, 2 mini-batches of
 2 micro-batches each, DeGRPO with the entropy bonus. The last stage writes both metric rows.
@@ -11,7 +11,7 @@ import sys
 
 import torch
 
-from megathink.config import AlgorithmConfig, ModelConfig, OptimizerConfig, RLConfig, TokenizerConfig
+from megathink.config import KernelsConfig, AlgorithmConfig, ModelConfig, OptimizerConfig, RLConfig, TokenizerConfig
 from megathink.data.tokenizer import load_tokenizer
 from megathink.models import build_hf_backend
 from megathink.models.megatron.backend import MegatronBackend
@@ -45,8 +45,9 @@ def steps(backend, batch):
 
 
 tp, pp, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+impl = sys.argv[4] if len(sys.argv) > 4 else "chunked"
 bundle = load_tokenizer(TokenizerConfig())
-hf = build_hf_backend(SMALL, bundle, device="cpu", seed=0)
+hf = build_hf_backend(SMALL, bundle, device="cpu", seed=0, kernels=KernelsConfig(logprob=impl))
 initial = {k: v.clone() for k, v in hf.model.state_dict().items()}
 prompts = [bundle.tokenizer.encode(t, add_special_tokens=False) for t in ("1+2=", "34+5=", "7+7=", "12+30=")]
 samples = LocalEngine(hf, pad_id=bundle.pad_id).generate(
@@ -62,7 +63,7 @@ reference = steps(hf, batch)
 info = init_parallel(tp, pp, seed=0)
 model, _ = build_gpt_model(spec, tp=tp, pp=pp)
 load_hf_into(model, initial, spec, info)
-got = steps(MegatronBackend(model, spec, info, pad_id=bundle.pad_id), batch)
+got = steps(MegatronBackend(model, spec, info, pad_id=bundle.pad_id, logprob_impl=impl), batch)
 if info.last_stage and info.tp_rank == 0:
     json.dump({"hf": reference, "megatron": got}, open(path, "w"))
 shutdown_parallel()

@@ -1,6 +1,6 @@
 """torchrun worker: the same SFT steps on the HF backend (in-process reference) and on megatron at (tp, pp).
 
-`sft_parity_worker.py TP PP STEPS OUT_JSON`. Both start from the same random toy Qwen2 weights,
+`sft_parity_worker.py TP PP STEPS OUT_JSON [IMPL]` (kernels.logprob of both backends, default chunked). Both start from the same random toy Qwen2 weights,
 see the same batches (2 micro-batches per step) and use the same AdamW and schedule; the last
 stage writes both loss curves and grad norms.
 """
@@ -8,7 +8,7 @@ stage writes both loss curves and grad norms.
 import json
 import sys
 
-from megathink.config import DataConfig, ModelConfig, OptimizerConfig, TokenizerConfig
+from megathink.config import KernelsConfig, DataConfig, ModelConfig, OptimizerConfig, TokenizerConfig
 from megathink.data.sft_examples import SFTBatchIterator, prepare_sft_pairs
 from megathink.data.tokenizer import load_tokenizer
 from megathink.data.toy_task import build_toy_datasets
@@ -44,9 +44,10 @@ def train(backend, data, steps):
 
 
 tp, pp, steps, path = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+impl = sys.argv[5] if len(sys.argv) > 5 else "chunked"
 bundle = load_tokenizer(TokenizerConfig())
 data = batches(bundle, steps)
-hf = build_hf_backend(SMALL, bundle, device="cpu", seed=0)
+hf = build_hf_backend(SMALL, bundle, device="cpu", seed=0, kernels=KernelsConfig(logprob=impl))
 initial = {k: v.clone() for k, v in hf.model.state_dict().items()}
 spec = GPTSpec.from_hf_config(hf.model.config.to_dict())
 if spec.tied_embeddings:
@@ -56,7 +57,7 @@ reference = train(hf, data, steps)
 info = init_parallel(tp, pp, seed=0)
 model, _ = build_gpt_model(spec, tp=tp, pp=pp)
 load_hf_into(model, initial, spec, info)
-got = train(MegatronBackend(model, spec, info, pad_id=bundle.pad_id), data, steps)
+got = train(MegatronBackend(model, spec, info, pad_id=bundle.pad_id, logprob_impl=impl), data, steps)
 if info.last_stage and info.tp_rank == 0:
     json.dump({"hf": reference, "megatron": got}, open(path, "w"))
 shutdown_parallel()
