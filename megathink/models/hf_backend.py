@@ -40,6 +40,7 @@ from megathink.errors import ConfigError, ExistingOutputError, MissingPathError
 from megathink.config.kernels import KernelsConfig
 from megathink.config.model import ModelConfig
 from megathink.data.types import TokenizerBundle
+from megathink.models.module_backend import ModuleBackend
 from megathink.kernels import fused_unavailable_reason, linear_logprob, token_entropy, token_logprobs
 
 log = logging.getLogger(__name__)
@@ -51,14 +52,13 @@ HF_MARKER = ".megathink-hf.json"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-class HFBackend:
+class HFBackend(ModuleBackend):
     """A transformers causal LM on one device, implementing `PolicyBackend`."""
 
     def __init__(
         self, model: torch.nn.Module, device: torch.device, *, logprob_impl: str = "chunked", chunk_tokens: int = 0
     ) -> None:
-        self.model = model
-        self.device = device
+        super().__init__(model, device)
         self.logprob_impl = logprob_impl  # 'fused' | 'chunked' | 'naive' (KernelsConfig.logprob)
         self.chunk_tokens = chunk_tokens  # tokens per lm_head chunk; 0: the implementation's default
 
@@ -122,18 +122,6 @@ class HFBackend:
             return full.view(targets.shape)
 
         return scatter(logp), None if ent is None else scatter(ent)
-
-    def parameters(self) -> Iterator[torch.nn.Parameter]:
-        return (p for p in self.model.parameters() if p.requires_grad)
-
-    def named_parameters(self) -> Iterator[tuple[str, torch.nn.Parameter]]:
-        return ((n, p) for n, p in self.model.named_parameters() if p.requires_grad)
-
-    def train(self, mode: bool = True) -> None:
-        self.model.train(mode)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.model.state_dict()

@@ -19,7 +19,7 @@ Every rank of a torchrun job holds one; they run the same trainer code in lock s
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Optional
 
 import torch
@@ -30,16 +30,17 @@ from megathink.models.megatron.forward import MicroBatch, align_rows, restore_co
 from megathink.models.megatron.gpt_spec import GPTSpec
 from megathink.models.megatron.weights_io import iter_hf_buckets
 from megathink.models.micro_batches import MicroLoss, Scored
+from megathink.models.module_backend import ModuleBackend
 
 
-class MegatronBackend:
+class MegatronBackend(ModuleBackend):
     def __init__(
         self, model: Any, spec: GPTSpec, info: ParallelInfo, *, pad_id: int, logprob_impl: str = "chunked",
         chunk_tokens: int = 0,
     ) -> None:
         from megathink.kernels import resolve_impl
 
-        self.model = model
+        super().__init__(model, next(model.parameters()).device)
         # kernels.logprob: 'naive' reduces the output layer's logits slice; 'chunked' / 'fused'
         # go from hidden states (megathink.kernels); 'fused' is refused without Triton + CUDA.
         self.logprob_impl = logprob_impl if logprob_impl == "naive" else resolve_impl(logprob_impl, next(model.parameters()).device)
@@ -47,21 +48,8 @@ class MegatronBackend:
         self.spec = spec
         self.info = info
         self.pad_id = pad_id
-        self.device = next(model.parameters()).device
 
     # -- the PolicyBackend surface -------------------------------------------------------------
-    def parameters(self) -> Iterator[torch.nn.Parameter]:
-        return (p for p in self.model.parameters() if p.requires_grad)
-
-    def named_parameters(self) -> Iterator[tuple[str, torch.nn.Parameter]]:
-        return ((n, p) for n, p in self.model.named_parameters() if p.requires_grad)
-
-    def train(self, mode: bool = True) -> None:
-        self.model.train(mode)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
-
     def logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, temperature: float = 1.0) -> torch.Tensor:
         return self.logprobs_and_entropy(input_ids, attention_mask, temperature=temperature, entropy=False)[0]
 
