@@ -14,7 +14,7 @@ Token ids are encoded with add_special_tokens=False: the template already carrie
 
 from __future__ import annotations
 
-from megathink.errors import DataError, MissingPathError
+from megathink.errors import DataError
 from megathink.config.tokenizer import TokenizerConfig
 from megathink.data.types import TokenizerBundle
 

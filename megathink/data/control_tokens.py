@@ -20,7 +20,7 @@ from typing import Any
 from tokenizers import AddedToken, Tokenizer
 from transformers import PreTrainedTokenizerFast
 
-from megathink.errors import DataError, MissingPathError
+from megathink.errors import DataError
 from megathink.config.tokenizer import TokenizerConfig
 from megathink.data.types import ControlTokenIds
 

@@ -38,7 +38,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from megathink.errors import DataError, MissingPathError
+from megathink.errors import DataError
 from megathink.config.tokenizer import TokenizerConfig
 from megathink.data.chat_template import encode_prompt
 from megathink.data.types import HybridSFTRecord, SFTBatch, TokenizerBundle

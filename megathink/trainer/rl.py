@@ -47,7 +47,7 @@ from megathink.evaluation.batch_graders import task_grader
 from megathink.evaluation.forced_mode import ModeEvalRow, evaluate_forced_modes, save_eval_rows
 from megathink.evaluation.policy_eval import evaluate_policy
 from megathink.evaluation.reference_accuracy import load_reference_accuracy, reference_accuracy_file
-from megathink.evaluation.policy_report import ALL, PolicyEvalReport
+from megathink.evaluation.policy_report import PolicyEvalReport
 from megathink.models.hf_backend import HFBackend, build_hf_backend
 from megathink.rollout.local_engine import LocalEngine
 from megathink.rollout.types import SamplingParams

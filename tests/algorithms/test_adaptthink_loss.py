@@ -239,7 +239,7 @@ def test_empty_mask_gives_zero_not_nan() -> None:
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_paper_form_long_sums_stay_finite(dtype: torch.dtype) -> None:
     """T = 300 tokens at per-token log-ratio +-0.5: |s| = 150 would overflow exp in float32."""
-    width, n_real = 300, 300
+    width = 300
     mask = torch.ones(4, width)
     old = torch.full((4, width), -1.0, dtype=dtype)
     step = torch.tensor([[0.5], [0.5], [-0.5], [-0.5]], dtype=dtype)

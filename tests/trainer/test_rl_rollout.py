@@ -7,7 +7,6 @@ is a stand-in that marks every response correct, so the advantages are known exa
 from __future__ import annotations
 
 import pytest
-import torch
 
 from megathink.config import AlgorithmConfig, ModelConfig, TokenizerConfig
 from megathink.data.chat_template import encode_prompt
