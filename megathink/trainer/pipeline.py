@@ -11,7 +11,6 @@ must then be on), else from `model.path`. The RL stage's `summary.json` is also 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from megathink.config import RunConfig
 from megathink.errors import ConfigError
 from megathink.run_layout import HF_DIR
+from megathink.trainer.stage_setup import starting_from
 
 
 def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
@@ -48,9 +48,3 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
             results[stage] = result
     return results
 
-
-def starting_from(cfg: RunConfig, model_dir: Path) -> RunConfig:
-    """`cfg` with the model and tokenizer read from the HF directory an earlier stage wrote."""
-    model = dataclasses.replace(cfg.model, path=str(model_dir))
-    tokenizer = dataclasses.replace(cfg.tokenizer, kind="pretrained", path=str(model_dir))
-    return dataclasses.replace(cfg, model=model, tokenizer=tokenizer)

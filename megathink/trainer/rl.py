@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import json
 import logging
 import sys
@@ -61,7 +60,7 @@ from megathink.trainer.rl_metrics import nothinking_progress, rollout_metrics
 from megathink.trainer.rl_rollout import adaptthink_rollout, opener_ids, reference_accuracies, thinkless_rollout
 from megathink.trainer.rl_summary import build_summary, format_summary, saved_report
 from megathink.trainer.rl_update import rl_update, score_batch
-from megathink.trainer.stage_setup import prepare_stage
+from megathink.trainer.stage_setup import prepare_stage, starting_from
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +81,8 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
     resume_from = resolve_resume(cfg.checkpoint, ckpt_root)
     config_dict = prepare_stage(cfg, out_dir)
 
-    model_cfg, tok_cfg = cfg.model, cfg.tokenizer
-    if init_dir is not None:  # start from the previous stage's HF directory and its tokenizer
-        model_cfg = dataclasses.replace(cfg.model, path=str(init_dir))
-        tok_cfg = dataclasses.replace(cfg.tokenizer, kind="pretrained", path=str(init_dir))
+    start = starting_from(cfg, init_dir) if init_dir is not None else cfg  # the previous stage's HF folder
+    model_cfg, tok_cfg = start.model, start.tokenizer
     bundle = load_tokenizer(tok_cfg)
     train, evaluation = rl_prompt_split(cfg.data)
     toy = cfg.data.source == "toy"

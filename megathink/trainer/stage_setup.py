@@ -1,4 +1,5 @@
-"""What every stage does first: its folder, seeds, CPU threads, and the resolved config on disk."""
+"""What every stage does first: its folder, seeds, CPU threads, the resolved config on disk;
+and `starting_from`, the config of a stage that starts from an earlier stage's HF folder."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from megathink.run_layout import RESOLVED_CONFIG
 from megathink.trainer.rng import seed_everything
 
 
-
 def prepare_stage(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
     """Create `out_dir`, seed everything, set torch threads, write `resolved_config.yaml`;
     return the config as a plain dict (for the metrics sinks)."""
@@ -25,3 +25,10 @@ def prepare_stage(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
     config_dict = dataclasses.asdict(cfg)
     (out_dir / RESOLVED_CONFIG).write_text(yaml.safe_dump(config_dict, sort_keys=False), encoding="utf-8")
     return config_dict
+
+
+def starting_from(cfg: RunConfig, model_dir: Path) -> RunConfig:
+    """`cfg` with the model and tokenizer read from the HF directory an earlier stage wrote."""
+    model = dataclasses.replace(cfg.model, path=str(model_dir))
+    tokenizer = dataclasses.replace(cfg.tokenizer, kind="pretrained", path=str(model_dir))
+    return dataclasses.replace(cfg, model=model, tokenizer=tokenizer)

@@ -18,6 +18,7 @@ Every rank of a torchrun job holds one; they run the same trainer code in lock s
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from typing import Any, Optional
@@ -95,15 +96,13 @@ class MegatronBackend(ModuleBackend):
 
             return loss_fn(scored, to_caller(logp), None if ent is None else to_caller(ent))
 
-        if forward_only:
-            with torch.no_grad():
-                results = run_schedule(self.model, prepared, schedule_loss, temperature=temperature,
-                                   vocab_size=self.spec.vocab_size, entropy=entropy, forward_only=True,
-                                   logprob_impl=self.logprob_impl, chunk_tokens=self.chunk_tokens)
-        else:
-            results = run_schedule(self.model, prepared, schedule_loss, temperature=temperature,
-                                   vocab_size=self.spec.vocab_size, entropy=entropy, forward_only=False,
-                                   logprob_impl=self.logprob_impl, chunk_tokens=self.chunk_tokens)
+        with torch.no_grad() if forward_only else contextlib.nullcontext():
+            results = run_schedule(
+                self.model, prepared, schedule_loss, temperature=temperature, vocab_size=self.spec.vocab_size,
+                entropy=entropy, forward_only=forward_only, logprob_impl=self.logprob_impl,
+                chunk_tokens=self.chunk_tokens,
+            )
+        if not forward_only:
             self._finish_grads()
         return self._from_last_stage(results, len(micro_batches))
 
@@ -143,9 +142,9 @@ class MegatronBackend(ModuleBackend):
         params = [p for p in self.parameters() if p.grad is not None]
         for param in params:
             counted = param_is_not_tensor_parallel_duplicate(param)
-            shared_copy = (
+            shared_copy = (  # a tied embedding's last-stage copy: counted on the first stage only
                 self.spec.tied_embeddings and self.info.pp > 1 and self.info.last_stage
-                and param is self.model.shared_embedding_or_output_weight() and not self.info.first_stage
+                and param is self.model.shared_embedding_or_output_weight()
             )
             if counted and not shared_copy:
                 squares += param.grad.detach().double().pow(2).sum().cpu()

@@ -16,7 +16,6 @@ The processes are spawned (not forked), so callers need an `if __name__ == "__ma
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from typing import Any, Optional
 
@@ -24,12 +23,7 @@ import torch
 import torch.multiprocessing as mp
 
 from megathink.errors import DataError
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from megathink.models.megatron.distributed import free_port
 
 
 def _set_rank_env(rank: int, world: int, port: int) -> None:
@@ -68,7 +62,7 @@ def hf_to_megatron_checkpoint(hf_dir: str, out: str, *, tp: int, pp: int, precis
     if torch.cuda.is_available() and torch.cuda.device_count() < world:
         raise DataError(f"--tp {tp} --pp {pp} needs {world} GPUs on this machine; {torch.cuda.device_count()} found.")
     mp.start_processes(
-        _hf_to_megatron_worker, args=(world, _free_port(), str(hf_dir), str(out), tp, pp, precision),
+        _hf_to_megatron_worker, args=(world, free_port(), str(hf_dir), str(out), tp, pp, precision),
         nprocs=world, join=True, start_method="spawn",
     )
     return Path(out)
@@ -107,6 +101,6 @@ def megatron_to_hf_dir(ckpt: str, out: str, *, dtype: Optional[str] = None) -> P
     read_model_meta(ckpt)
     if Path(out).exists():
         raise DataError(f"--out {out} already exists: refusing to overwrite it; choose another folder.")
-    mp.start_processes(_megatron_to_hf_worker, args=(_free_port(), str(ckpt), str(out), dtype), nprocs=1, join=True,
+    mp.start_processes(_megatron_to_hf_worker, args=(free_port(), str(ckpt), str(out), dtype), nprocs=1, join=True,
                        start_method="spawn")
     return Path(out)

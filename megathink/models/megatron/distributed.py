@@ -50,7 +50,7 @@ def init_parallel(tp: int, pp: int, *, seed: int = 0, timeout_minutes: float = 3
 
     if not dist.is_initialized():
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+        os.environ.setdefault("MASTER_PORT", str(free_port()))
         rank = int(os.environ.get("RANK", "0"))
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if cuda:
@@ -90,7 +90,8 @@ def shutdown_parallel() -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for MASTER_PORT)."""
     import socket
 
     with socket.socket() as sock:

@@ -73,10 +73,9 @@ def _qkv_split(spec: GPTSpec, qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return q.reshape(-1, *rest), k.reshape(-1, *rest), v.reshape(-1, *rest)
 
 
-def _take(hf: Mapping[str, torch.Tensor], name: str, used: set[str]) -> torch.Tensor:
+def _take(hf: Mapping[str, torch.Tensor], name: str) -> torch.Tensor:
     if name not in hf:
         raise DataError(f"HF tensor {name!r} is missing from the checkpoint: it does not match the model config.")
-    used.add(name)
     return hf[name]
 
 
@@ -85,7 +84,6 @@ def hf_to_megatron(
     te: bool = False,
 ) -> dict[str, torch.Tensor]:
     """The megatron state dict (model weights only) of rank (tp_rank, pp_rank) from full HF tensors."""
-    used: set[str] = set()
     out: dict[str, torch.Tensor] = {}
     names = _mc_layer_names(te)
     first, last = pp_rank == 0, pp_rank == pp_size - 1
@@ -97,39 +95,45 @@ def hf_to_megatron(
     def row(t: torch.Tensor) -> torch.Tensor:
         return t.chunk(tp_size, dim=1)[tp_rank].clone()
 
-    embed = _take(hf, "model.embed_tokens.weight", used)
+    embed = _take(hf, "model.embed_tokens.weight")
     if first:
         out["embedding.word_embeddings.weight"] = col(_pad_vocab(embed, padded))
     for local, layer in enumerate(stage_layers(spec, pp_rank, pp_size)):
         src, dst = f"model.layers.{layer}.", f"decoder.layers.{local}."
         attn = src + "self_attn."
-        q, k, v = (_take(hf, f"{attn}{x}_proj.weight", used) for x in "qkv")
+        q, k, v = (_take(hf, f"{attn}{x}_proj.weight") for x in "qkv")
         out[dst + "self_attention.linear_qkv.weight"] = _tp_groups(_qkv_full(spec, q, k, v), tp_rank, tp_size)
         if spec.qkv_bias:
-            qb, kb, vb = (_take(hf, f"{attn}{x}_proj.bias", used) for x in "qkv")
+            qb, kb, vb = (_take(hf, f"{attn}{x}_proj.bias") for x in "qkv")
             out[dst + "self_attention.linear_qkv.bias"] = _tp_groups(_qkv_full(spec, qb, kb, vb), tp_rank, tp_size)
-        out[dst + "self_attention.linear_proj.weight"] = row(_take(hf, attn + "o_proj.weight", used))
-        out[dst + names["attn_norm"]] = _take(hf, src + "input_layernorm.weight", used).clone()
-        out[dst + names["mlp_norm"]] = _take(hf, src + "post_attention_layernorm.weight", used).clone()
-        gate, up = _take(hf, src + "mlp.gate_proj.weight", used), _take(hf, src + "mlp.up_proj.weight", used)
+        out[dst + "self_attention.linear_proj.weight"] = row(_take(hf, attn + "o_proj.weight"))
+        out[dst + names["attn_norm"]] = _take(hf, src + "input_layernorm.weight").clone()
+        out[dst + names["mlp_norm"]] = _take(hf, src + "post_attention_layernorm.weight").clone()
+        gate, up = _take(hf, src + "mlp.gate_proj.weight"), _take(hf, src + "mlp.up_proj.weight")
         out[dst + "mlp.linear_fc1.weight"] = torch.cat([col(gate), col(up)])
-        out[dst + "mlp.linear_fc2.weight"] = row(_take(hf, src + "mlp.down_proj.weight", used))
+        out[dst + "mlp.linear_fc2.weight"] = row(_take(hf, src + "mlp.down_proj.weight"))
     if last:
-        out["decoder.final_layernorm.weight"] = _take(hf, "model.norm.weight", used).clone()
-        head = embed if spec.tied_embeddings else _take(hf, "lm_head.weight", used)
+        out["decoder.final_layernorm.weight"] = _take(hf, "model.norm.weight").clone()
+        head = embed if spec.tied_embeddings else _take(hf, "lm_head.weight")
         if not spec.tied_embeddings or pp_size > 1:
             out["output_layer.weight"] = col(_pad_vocab(head, padded))
-    elif not spec.tied_embeddings:
-        used.add("lm_head.weight")
-    used.add("model.norm.weight")
-    for layer in range(spec.num_layers):  # other stages' layers are someone else's, not unknown
-        used.update(name for name in hf if name.startswith(f"model.layers.{layer}."))
-    if spec.tied_embeddings:
-        used.add("lm_head.weight")
-    unknown = sorted(set(hf) - used)
+    unknown = sorted(set(hf) - hf_names(spec))  # other stages' tensors are someone else's, not unknown
     if unknown:
         raise DataError(f"HF tensor {unknown[0]!r} has no place in the megatron model ({len(unknown)} unknown in all).")
     return out
+
+
+def hf_names(spec: GPTSpec) -> set[str]:
+    """Every HF tensor name the whole model may hold (`lm_head.weight` also when tied)."""
+    per_layer = [f"self_attn.{x}_proj.weight" for x in "qkvo"] + [
+        "input_layernorm.weight", "post_attention_layernorm.weight",
+        "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight",
+    ]
+    if spec.qkv_bias:
+        per_layer += [f"self_attn.{x}_proj.bias" for x in "qkv"]
+    names = {"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"}
+    names.update(f"model.layers.{layer}.{name}" for layer in range(spec.num_layers) for name in per_layer)
+    return names
 
 
 def _tp_groups(qkv: torch.Tensor, tp_rank: int, tp_size: int) -> torch.Tensor:

@@ -85,13 +85,14 @@ def gather_shards(model: Any, info: ParallelInfo) -> list[list[dict[str, torch.T
     local = {k: v.detach().cpu() for k, v in _model_tensors(model).items()}
     tp_group = parallel_state.get_tensor_model_parallel_group()
     stage: list[dict[str, torch.Tensor]] = [{} for _ in range(info.tp)]
+    device = next(model.parameters()).device
     for name in sorted(local):
-        parts = [torch.empty_like(local[name]) for _ in range(info.tp)] if info.tp > 1 else [local[name]]
+        parts = [local[name]]
         if info.tp > 1:
-            device_tensor = local[name].to(next(model.parameters()).device)
-            device_parts = [torch.empty_like(device_tensor) for _ in range(info.tp)]
-            dist.all_gather(device_parts, device_tensor, group=tp_group)
-            parts = [p.cpu() for p in device_parts]
+            tensor = local[name].to(device)
+            parts = [torch.empty_like(tensor) for _ in range(info.tp)]
+            dist.all_gather(parts, tensor, group=tp_group)
+            parts = [part.cpu() for part in parts]
         for tp, part in enumerate(parts):
             stage[tp][name] = part
     if info.pp == 1:
