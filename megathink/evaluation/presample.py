@@ -62,7 +62,7 @@ from megathink.evaluation.reference_accuracy import (
 )
 from megathink.models.hf_backend import build_hf_backend
 from megathink.rewards.modes import THINK
-from megathink.rollout.local_engine import LocalEngine
+from megathink.rollout.engine_factory import build_rollout_engine
 from megathink.rollout.protocol import RolloutEngine
 from megathink.rollout.types import RolloutRequest, Sample, SamplingParams
 
@@ -189,7 +189,7 @@ def _sample_prompts(
     if cfg.trainer.num_threads > 0:
         torch.set_num_threads(cfg.trainer.num_threads)
     backend = build_hf_backend(cfg.model, bundle, device=cfg.trainer.device, seed=cfg.trainer.seed)
-    engine = LocalEngine(backend, pad_id=bundle.pad_id, batch_size=cfg.rollout.batch_size)
+    engine = build_rollout_engine(cfg.rollout, backend, pad_id=bundle.pad_id, batch_size=cfg.rollout.batch_size, out_dir=Path(cfg.output_dir))
     k = cfg.algorithm.presample_k
     params = SamplingParams(
         temperature=cfg.rollout.temperature,

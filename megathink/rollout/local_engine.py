@@ -3,7 +3,8 @@
 Colocated: the engine reads the live `backend.model`, the very module the trainer updates, so
 after an optimizer step it already samples from the new weights. `sync_weights(backend)` with
 that same backend copies nothing and only bumps `weight_version` (so samples record which
-policy produced them); another backend or a state dict is loaded into the model (a copy).
+policy produced them); another backend (an HF one, or a sharded Megatron one through its HF
+exporter) or a state dict is loaded into the model (a copy).
 
 `generate` expands each request into `params.n` sequences (request order, then sample index),
 cuts them into batches of at most `batch_size`, and runs each through `decode_batch` under
@@ -21,7 +22,7 @@ import torch
 
 from megathink.config.validation import check_int, fail
 from megathink.rollout.decode import DecodedRow, decode_batch
-from megathink.rollout.protocol import WeightSource
+from megathink.rollout.protocol import WeightSource, hf_state_dict
 from megathink.rollout.rng import sequence_seed, uniform_streams
 from megathink.rollout.types import RolloutRequest, Sample, SamplingParams
 
@@ -50,10 +51,8 @@ class LocalEngine:
 
     def sync_weights(self, backend_or_state: WeightSource) -> int:
         """Same backend (colocated): no copy, version + 1. Other backend / state dict: load it, version + 1."""
-        if isinstance(backend_or_state, Mapping):
-            self.backend.model.load_state_dict(backend_or_state)
-        elif getattr(backend_or_state, "model", None) is not self.backend.model:
-            self.backend.model.load_state_dict(backend_or_state.state_dict())
+        if isinstance(backend_or_state, Mapping) or getattr(backend_or_state, "model", None) is not self.backend.model:
+            self.backend.model.load_state_dict(hf_state_dict(backend_or_state))
         self._version += 1
         return self._version
 

@@ -20,6 +20,15 @@ WeightSource = Union["PolicyBackend", Mapping[str, torch.Tensor]]
 """The trained policy (a backend) or its weights (a state dict) to sync an engine from."""
 
 
+def hf_state_dict(source: WeightSource) -> Mapping[str, torch.Tensor]:
+    """Full HF-named tensors of a weight source: a state dict as is; a sharded backend's
+    `export_hf_state()` (collective: every rank of its job must call it); else `state_dict()`."""
+    if isinstance(source, Mapping):
+        return source
+    export = getattr(source, "export_hf_state", None)
+    return export() if export is not None else source.state_dict()
+
+
 @runtime_checkable
 class RolloutEngine(Protocol):
     """Samples responses from the current policy and reports which weights produced them."""

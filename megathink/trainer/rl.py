@@ -48,7 +48,7 @@ from megathink.evaluation.policy_eval import evaluate_policy
 from megathink.evaluation.reference_accuracy import load_reference_accuracy, reference_accuracy_file
 from megathink.evaluation.policy_report import PolicyEvalReport
 from megathink.models.hf_backend import HFBackend, build_hf_backend
-from megathink.rollout.local_engine import LocalEngine
+from megathink.rollout.engine_factory import build_rollout_engine
 from megathink.rollout.types import SamplingParams
 from megathink.run_layout import HF_DIR
 from megathink.trainer.checkpoint import checkpoint_root, resolve_resume, restore_checkpoint, save_checkpoint
@@ -93,7 +93,7 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
         opener = opener_ids(bundle, cfg.algorithm)
     backend = build_hf_backend(model_cfg, bundle, device=cfg.trainer.device, seed=cfg.trainer.seed, kernels=cfg.kernels)
     reference = _frozen_copy(backend) if cfg.algorithm.kl_coef > 0 else None
-    engine = LocalEngine(backend, pad_id=bundle.pad_id, batch_size=cfg.rollout.batch_size)
+    engine = build_rollout_engine(cfg.rollout, backend, pad_id=bundle.pad_id, batch_size=cfg.rollout.batch_size, out_dir=out_dir)
     optimizer = build_adamw(backend.named_parameters(), cfg.rl.optimizer)
     scheduler = build_scheduler(optimizer, cfg.rl.optimizer, cfg.rl.max_steps * cfg.rl.mini_batches)
     sampler = PromptSampler(len(train), cfg.rl.prompts_per_step, cfg.data.seed)
