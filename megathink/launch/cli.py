@@ -62,6 +62,24 @@ def _run_convert(argv: list[str]) -> int:
     return convert_main(argv)
 
 
+def _run_serve(argv: list[str]) -> int:
+    from megathink.launch.serve_command import main as serve_main
+
+    return serve_main(argv)
+
+
+def _run_distill(argv: list[str]) -> int:
+    from megathink.launch.distill_command import main as distill_main
+
+    return distill_main(argv)
+
+
+def _run_sweep_report(argv: list[str]) -> int:
+    from megathink.launch.sweep_report_command import main as sweep_report_main
+
+    return sweep_report_main(argv)
+
+
 PLAIN_COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "convert": (
         "hf-to-megatron --hf-dir IN --out OUT --tp N --pp M | megatron-to-hf --ckpt IN --out OUT",
@@ -72,6 +90,15 @@ PLAIN_COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
         "--compare RUN_DIR... --out DIR: runs side by side",
         _run_plot,
     ),
+    "serve": (
+        "--model-path DIR [--host H --port P --api-key K]: HTTP rollout server speaking SGLang's native API",
+        _run_serve,
+    ),
+    "distill": (
+        "--prompts FILE --reasoning-url URL --instruct-url URL --out FILE: Thinkless stage-1 hybrid SFT data",
+        _run_distill,
+    ),
+    "sweep-report": ("SWEEP_DIR [--out DIR]: accuracy, think ratio and length against alpha and gamma", _run_sweep_report),
 }
 """Commands that parse their own arguments (argparse), not Hydra overrides: (summary, run(argv) -> status)."""
 

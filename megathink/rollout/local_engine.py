@@ -15,6 +15,7 @@ random stream (`megathink.rollout.rng`), so the samples do not depend on `batch_
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -44,6 +45,8 @@ class LocalEngine:
         self.pad_id = pad_id
         self.batch_size = batch_size
         self._version = 0
+        self._tokens = 0  # generated tokens and seconds since the last drain_metrics()
+        self._seconds = 0.0
 
     @property
     def weight_version(self) -> int:
@@ -56,6 +59,14 @@ class LocalEngine:
         self._version += 1
         return self._version
 
+    def drain_metrics(self) -> dict[str, float]:
+        """`rollout/tokens_per_s` and `rollout/generate_s` since the last call."""
+        if self._seconds == 0.0:
+            return {}
+        out = {"rollout/tokens_per_s": self._tokens / self._seconds, "rollout/generate_s": self._seconds}
+        self._tokens, self._seconds = 0, 0.0
+        return out
+
     def generate(self, requests: Sequence[RolloutRequest], params: SamplingParams) -> list[Sample]:
         """`params.n` samples per request, grouped in request order."""
         self._check(requests, params)
@@ -64,12 +75,15 @@ class LocalEngine:
         was_training = model.training
         model.eval()
         decoded: list[DecodedRow] = []
+        started = time.perf_counter()
         try:
             with torch.inference_mode():
                 for start in range(0, len(sequences), self.batch_size):
                     decoded += self._decode(requests, sequences[start : start + self.batch_size], params)
         finally:
             model.train(was_training)
+        self._seconds += time.perf_counter() - started
+        self._tokens += sum(len(row.generated) for row in decoded)
         return [
             _to_sample(requests[r], s, row, self._version) for (r, s), row in zip(sequences, decoded)
         ]

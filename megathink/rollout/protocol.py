@@ -48,3 +48,7 @@ class RolloutEngine(Protocol):
     def sync_weights(self, backend_or_state: WeightSource) -> int:
         """Make the engine sample from these weights (a backend or its state dict); returns the new weight version."""
         ...
+
+    def drain_metrics(self) -> dict[str, float]:
+        """Engine metrics since the last call (e.g. `rollout/tokens_per_s`), then reset; {} if none."""
+        ...

@@ -161,6 +161,7 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
             if cfg.rl.filter_zero_advantage:
                 batch = batch.select(nonzero_advantage_rows(batch))
             row = rollout_metrics(judged, rewards)
+            row.update(engine.drain_metrics())
             row["advantage_mean"] = float(graded.advantages.mean())
             if batch.size:
                 backend.train(False)
