@@ -15,3 +15,10 @@ STEP_WEIGHTS = "model.safetensors"
 
 HF_DIR = "hf"
 """The stage's final model and tokenizer as a HuggingFace directory."""
+
+MEGATRON_STATE = "megatron"
+"""Inside a step checkpoint of the megatron backend: the distributed checkpoint (sharded weights
+and AdamW state, `megathink_model.json`, tokenizer files) that `megathink convert` also reads."""
+
+SCHEDULER_STATE = "scheduler.pt"
+"""Inside a step checkpoint of the megatron backend: the learning-rate schedule's state."""

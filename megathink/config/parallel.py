@@ -33,6 +33,10 @@ class ParallelConfig:
     dp: int = 0
     """Data-parallel size; 0 derives it as world_size / (tp * pp * cp)."""
 
+    fp8: bool = False
+    """Megatron backend: FP8 Transformer Engine layers (needs transformer_engine, a CUDA GPU and
+    model.dtype=bfloat16). Otherwise the precision is model.dtype's (float32 or bfloat16)."""
+
     def __post_init__(self) -> None:
         check_choice("parallel.backend", self.backend, BACKENDS)
         for name in ("tp", "pp", "cp", "vpp"):
@@ -40,6 +44,15 @@ class ParallelConfig:
         check_int("parallel.dp", self.dp, low=0)
         if self.vpp > 1 and self.pp == 1:
             raise ConfigError(f"parallel.vpp = {self.vpp} is invalid: interleaving needs parallel.pp > 1.")
+        if self.backend == "hf" and self.fp8:
+            raise ConfigError("parallel.fp8 = true is invalid with parallel.backend='hf': FP8 layers need parallel.backend=megatron.")
+        if self.backend == "megatron":
+            for name in ("cp", "vpp"):
+                if getattr(self, name) != 1:
+                    raise ConfigError(
+                        f"parallel.{name} = {getattr(self, name)} is not supported by megathink's megatron backend yet "
+                        "(context parallelism and interleaved pipelines need packed THD batches); use 1."
+                    )
         if self.backend == "hf":
             for name in ("tp", "pp", "cp", "vpp"):
                 if getattr(self, name) != 1:

@@ -101,12 +101,11 @@ class RunConfig:
             STAGES.index(x) for x in self.stages
         ):
             raise ConfigError(f"stages = {self.stages!r} is invalid: each stage once, in the order sft, presample, rl.")
-        if self.parallel.backend == "megatron" and any(stage in self.stages for stage in ("sft", "rl")):
+        if self.parallel.backend == "megatron" and "presample" in self.stages:
             raise ConfigError(
-                "parallel.backend = 'megatron' is invalid for the sft and rl stages of `megathink train` / `megathink sft` "
-                "yet: the megatron backend trains through the library (MegatronBackend with the same sft_step / "
-                "rl_update, under torchrun) and `megathink convert`, but the stage loops (rank-0 logging, sharded "
-                "checkpoints, evaluation on an exported copy) are not wired to it; use parallel.backend=hf."
+                "parallel.backend = 'megatron' is invalid with the 'presample' stage: presampling only samples "
+                "from the reference model; run it on its own with parallel.backend=hf (`megathink presample`), "
+                "then the sft / rl stages with megatron."
             )
         if "presample" in self.stages and self.algorithm.name != "adaptthink":
             raise ConfigError(

@@ -7,6 +7,7 @@ Hydra feature works unchanged: `group=option`, `a.b=value`, `-m` multirun sweeps
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -156,6 +157,16 @@ def main(argv: list[str] | None = None) -> None:
         known = ", ".join([*COMMANDS, *PLAIN_COMMANDS])
         print(f"megathink: unknown command {name!r}; choose one of: {known}\n", file=sys.stderr)
         print(usage(), file=sys.stderr)
+        sys.exit(2)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "-m" not in argv[1:] and not any(
+        arg.startswith(("hydra.run.dir=", "output_dir=")) for arg in argv[1:]
+    ):
+        print(
+            f"megathink {name}: error: under torchrun ({os.environ['WORLD_SIZE']} processes) every rank must write "
+            "into one folder: pass hydra.run.dir=DIR (the default folder name holds a timestamp that differs "
+            "between ranks).",
+            file=sys.stderr,
+        )
         sys.exit(2)
     register_schema()
     sys.argv = [f"megathink-{name}", *argv[1:]]

@@ -36,7 +36,7 @@ from typing import Any, Optional
 
 import torch
 
-from megathink.errors import ConfigError, ExistingOutputError, MissingPathError
+from megathink.errors import ConfigError, DataError, ExistingOutputError, MissingPathError
 from megathink.config.kernels import KernelsConfig
 from megathink.config.model import ModelConfig
 from megathink.data.types import TokenizerBundle
@@ -127,7 +127,17 @@ class HFBackend(ModuleBackend):
         return self.model.state_dict()
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
-        self.model.load_state_dict(state)
+        """Load full HF-named weights; a tied model's `lm_head.weight` may be absent (exporters
+        write the shared matrix once). Any other missing or unexpected tensor is an error naming it."""
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        if getattr(self.model.config, "tie_word_embeddings", False):
+            missing = [name for name in missing if name != "lm_head.weight"]
+        if missing or unexpected:
+            name = (missing or unexpected)[0]
+            raise DataError(
+                f"weights for the HF model: tensor {name!r} is {'missing' if missing else 'unexpected'} "
+                f"({len(missing)} missing, {len(unexpected)} unexpected): the weights come from another architecture."
+            )
 
     def save_hf(self, directory: Path, tokenizer: Any) -> Path:
         """Write safetensors weights, config and tokenizer to `directory` atomically.

@@ -4,6 +4,8 @@ A checkpoint directory holds:
 
     model.safetensors     model weights (tied embeddings stored once)
     optimizer.pt          {"optimizer": AdamW state, "scheduler": LambdaLR state}
+    (megatron backend instead: megatron/ = the sharded weights + AdamW state, resharding on
+    load, see models/megatron/dist_checkpoint.py; scheduler.pt = the LambdaLR state)
     rng.pt                python, numpy, torch (and CUDA) generator states
     data_state.json       the SFT batch iterator's state (position in the shuffled epochs)
     trainer_state.json    step, tokens seen, elapsed seconds, ...
@@ -27,9 +29,9 @@ from typing import Any, Optional
 import torch
 from safetensors.torch import load_model, save_model
 
-from megathink.errors import ExistingOutputError, MissingPathError
+from megathink.errors import DataError, ExistingOutputError, MissingPathError
 from megathink.config.checkpoint import CheckpointConfig
-from megathink.run_layout import CHECKPOINTS_DIR, STEP_WEIGHTS
+from megathink.run_layout import CHECKPOINTS_DIR, MEGATRON_STATE, STEP_WEIGHTS
 from megathink.trainer.rng import capture_rng_state, restore_rng_state
 
 log = logging.getLogger(__name__)
@@ -93,18 +95,36 @@ def save_checkpoint(
     try:
         save_model(model, str(tmp / STEP_WEIGHTS))
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
-        torch.save(capture_rng_state(), tmp / "rng.pt")
-        _write_json(tmp / "data_state.json", data_state, "data iterator state")
-        _write_json(tmp / TRAINER_STATE, {**trainer_state, "step": step}, "trainer state")
-        if final.exists():  # the same step saved again (e.g. the end of a run that just saved it)
-            stale = root / f".old-{final.name}-{os.getpid()}"
-            os.replace(final, stale)
-            shutil.rmtree(stale, ignore_errors=True)
-        os.replace(tmp, final)
+        write_step_files(tmp, step, data_state=data_state, trainer_state=trainer_state)
+        publish_checkpoint(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     prune_checkpoints(root, keep_last)
     return final
+
+
+def write_step_files(tmp: Path, step: int, *, data_state: dict[str, Any], trainer_state: dict[str, Any]) -> None:
+    """The backend-independent part of a step checkpoint: RNG states, data and trainer state."""
+    torch.save(capture_rng_state(), tmp / "rng.pt")
+    _write_json(tmp / "data_state.json", data_state, "data iterator state")
+    _write_json(tmp / TRAINER_STATE, {**trainer_state, "step": step}, "trainer state")
+
+
+def publish_checkpoint(tmp: Path, final: Path) -> None:
+    """Rename the finished temporary folder into place (replacing the same step saved again)."""
+    if final.exists():  # the same step saved again (e.g. the end of a run that just saved it)
+        stale = final.with_name(f".old-{final.name}-{os.getpid()}")
+        os.replace(final, stale)
+        shutil.rmtree(stale, ignore_errors=True)
+    os.replace(tmp, final)
+
+
+def read_step_files(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Restore the RNG states of a step checkpoint; return its (data state, trainer state)."""
+    restore_rng_state(torch.load(path / "rng.pt", weights_only=True))
+    data_state = json.loads((path / "data_state.json").read_text(encoding="utf-8"))
+    trainer_state = json.loads((path / TRAINER_STATE).read_text(encoding="utf-8"))
+    return data_state, trainer_state
 
 
 def prune_checkpoints(root: Path, keep_last: int) -> list[Path]:
@@ -125,14 +145,17 @@ def load_checkpoint(
 ) -> LoadedCheckpoint:
     """Restore model, optimizer, scheduler and RNG states in place; return the data and trainer states."""
     path = Path(path)
+    if not (path / STEP_WEIGHTS).is_file() and (path / MEGATRON_STATE).is_dir():
+        raise DataError(
+            f"checkpoint {path} was written by the megatron backend: resume it with parallel.backend=megatron "
+            "under torchrun, or export it with `megathink convert megatron-to-hf` and start from that."
+        )
     device = next(model.parameters()).device
     load_model(model, str(path / STEP_WEIGHTS), device=str(device))
     states = torch.load(path / "optimizer.pt", map_location=device, weights_only=True)
     optimizer.load_state_dict(states["optimizer"])
     scheduler.load_state_dict(states["scheduler"])
-    restore_rng_state(torch.load(path / "rng.pt", weights_only=True))
-    data_state = json.loads((path / "data_state.json").read_text(encoding="utf-8"))
-    trainer_state = json.loads((path / TRAINER_STATE).read_text(encoding="utf-8"))
+    data_state, trainer_state = read_step_files(path)
     return LoadedCheckpoint(path=path, data_state=data_state, trainer_state=trainer_state)
 
 

@@ -32,23 +32,34 @@ TENSORBOARD_DIR = "tensorboard"
 
 
 class MetricsLogger:
-    """Append metrics to `<out_dir>/metrics.jsonl`, echo them, mirror them to TensorBoard and wandb."""
+    """Append metrics to `<out_dir>/metrics.jsonl`, echo them, mirror them to TensorBoard and wandb.
 
-    def __init__(self, out_dir: Path, logger_cfg: LoggerConfig, run_name: str, config_dict: dict[str, Any]) -> None:
+    `enabled=False` (every rank but 0 of a torchrun job) records nothing and opens no file.
+    """
+
+    def __init__(
+        self, out_dir: Path, logger_cfg: LoggerConfig, run_name: str, config_dict: dict[str, Any], *, enabled: bool = True
+    ) -> None:
         out_dir = Path(out_dir)
         self.path = out_dir / METRICS_FILE
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.enabled = enabled
         self.cfg = logger_cfg
         self.tensorboard_dir = out_dir / TENSORBOARD_DIR
-        self._writer_cls: Optional[type] = _tensorboard_writer_class() if logger_cfg.tensorboard else None
+        self._writer_cls: Optional[type] = _tensorboard_writer_class() if logger_cfg.tensorboard and enabled else None
         self._writer: Optional[Any] = None
         self._wandb: Optional[Any] = None
+        self._file: Optional[Any] = None
+        if not enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         if logger_cfg.resolved_wandb_mode != "disabled":
             self._wandb = _start_wandb(logger_cfg, run_name, config_dict, out_dir)
         self._file = self.path.open("a", encoding="utf-8")
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         """Record `metrics` for optimizer step `step` (see the module docstring for what goes where)."""
+        if self._file is None:
+            return
         step = int(step)
         plain = {key: to_plain(value) for key, value in metrics.items()}
         row = {"step": step, "time": round(time.time(), 3), **{k: _json_safe(v) for k, v in plain.items()}}
@@ -64,7 +75,7 @@ class MetricsLogger:
             self._wandb.log(flat, step=step)
 
     def close(self) -> None:
-        if not self._file.closed:
+        if self._file is not None and not self._file.closed:
             self._file.close()
         if self._writer is not None:
             self._writer.close()

@@ -18,6 +18,7 @@ from typing import Any
 from megathink.config import RunConfig
 from megathink.errors import ConfigError
 from megathink.run_layout import HF_DIR
+from megathink.trainer.ranks import is_main_process
 from megathink.trainer.stage_setup import starting_from
 
 
@@ -44,7 +45,8 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
 
             init_dir = out / "sft" / HF_DIR if "sft" in cfg.stages else None
             result = run_rl(cfg, out / "rl", init_dir=init_dir)
-            (out / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n", encoding="utf-8")
+            if is_main_process():
+                (out / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n", encoding="utf-8")
             results[stage] = result
     return results
 

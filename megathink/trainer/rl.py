@@ -17,6 +17,11 @@ forward pass serves, see rl_update.py); then `rl.mini_batches` optimizer steps. 
     eval/forced_after.json (the final model forced short / forced think; AdaptThink:
     forced `</think>` / forced thinking opener), summary.json, hf/
 
+With `parallel.backend=megatron` every rank of the torchrun job runs this loop on its model
+shard (trainer/megatron_policy.py): rank 0 samples from its HF copy of the policy, grades, and
+broadcasts the graded rollouts; all ranks score and update together; each engine sync exports
+the shards' full tensors into rank 0's copy; rank 0 alone evaluates and writes files.
+
 Departure from the authors' loop: no dynamic batch-size balancing; micro-batches see a fixed
 number of sequences.
 """
@@ -24,7 +29,6 @@ number of sequences.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import sys
@@ -47,14 +51,16 @@ from megathink.evaluation.forced_mode import ModeEvalRow, evaluate_forced_modes,
 from megathink.evaluation.policy_eval import evaluate_policy
 from megathink.evaluation.reference_accuracy import load_reference_accuracy, reference_accuracy_file
 from megathink.evaluation.policy_report import PolicyEvalReport
-from megathink.models.hf_backend import HFBackend, build_hf_backend
 from megathink.rollout.engine_factory import build_rollout_engine
+from megathink.rollout.follower_engine import FollowerEngine
 from megathink.rollout.types import SamplingParams
 from megathink.run_layout import HF_DIR
-from megathink.trainer.checkpoint import checkpoint_root, resolve_resume, restore_checkpoint, save_checkpoint
+from megathink.trainer.checkpoint import checkpoint_root, resolve_resume
 from megathink.trainer.lr_schedule import build_scheduler
 from megathink.trainer.metrics import MetricsLogger
 from megathink.trainer.optim import build_adamw
+from megathink.trainer.policy import Policy, build_policy
+from megathink.trainer.ranks import on_main_then_broadcast
 from megathink.trainer.rl_batch import build_rl_batch, nonzero_advantage_rows
 from megathink.trainer.rl_metrics import nothinking_progress, rollout_metrics
 from megathink.trainer.rl_rollout import adaptthink_rollout, opener_ids, reference_accuracies, thinkless_rollout
@@ -70,7 +76,8 @@ class RLResult:
     final_step: int
     history: list[dict[str, float]]
     before: Optional[PolicyEvalReport]
-    after: PolicyEvalReport
+    after: Optional[PolicyEvalReport]
+    """None on every rank but 0 of a megatron job (only rank 0 evaluates)."""
     summary: dict[str, Any]
     out_dir: Path
 
@@ -91,9 +98,13 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
     if adaptthink:  # before loading the model: a missing Rbar_ref fails fast, naming the prompts
         rbar = load_reference_accuracy(reference_accuracy_file(cfg), train)
         opener = opener_ids(bundle, cfg.algorithm)
-    backend = build_hf_backend(model_cfg, bundle, device=cfg.trainer.device, seed=cfg.trainer.seed, kernels=cfg.kernels)
-    reference = _frozen_copy(backend) if cfg.algorithm.kl_coef > 0 else None
-    engine = build_rollout_engine(cfg.rollout, backend, pad_id=bundle.pad_id, batch_size=cfg.rollout.batch_size, out_dir=out_dir)
+    policy = build_policy(cfg, model_cfg, bundle)  # every rank of a megatron job holds its shard
+    backend = policy.backend
+    reference = policy.frozen_reference() if cfg.algorithm.kl_coef > 0 else None
+    engine = (  # rank 0 samples (from the trained model, or the megatron run's HF copy); the others follow
+        build_rollout_engine(cfg.rollout, policy.sampler, pad_id=bundle.pad_id, batch_size=cfg.rollout.batch_size, out_dir=out_dir)
+        if policy.main else FollowerEngine()
+    )
     optimizer = build_adamw(backend.named_parameters(), cfg.rl.optimizer)
     scheduler = build_scheduler(optimizer, cfg.rl.optimizer, cfg.rl.max_steps * cfg.rl.mini_batches)
     sampler = PromptSampler(len(train), cfg.rl.prompts_per_step, cfg.data.seed)
@@ -101,23 +112,24 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
 
     step = 0
     if resume_from is not None:
-        loaded = restore_checkpoint(
-            resume_from, ckpt_root, model=backend.model, optimizer=optimizer, scheduler=scheduler
-        )
+        loaded = policy.restore(resume_from, ckpt_root, optimizer, scheduler)
         resume_from = loaded.path
+        engine.sync_weights(backend)  # the engine samples from the restored weights
         sampler.load_state_dict(loaded.data_state)
         step = int(loaded.trainer_state["step"])
         log.info("resumed RL from %s at step %d", resume_from, step)
 
     resources = contextlib.ExitStack()  # the grader pool (prompt files) and the metrics sinks
-    grade = task_grader(cfg, tok_cfg, toy=toy, stack=resources)
-    metrics = resources.enter_context(MetricsLogger(out_dir, cfg.logger, out_dir.name, config_dict))
+    grade = task_grader(cfg, tok_cfg, toy=toy, stack=resources) if policy.main else None  # rank 0 grades
+    metrics = resources.enter_context(MetricsLogger(out_dir, cfg.logger, out_dir.name, config_dict, enabled=policy.main))
     eval_params = SamplingParams(
         temperature=cfg.eval.temperature, top_p=cfg.eval.top_p, max_new_tokens=cfg.eval.max_new_tokens,
         stop_token_ids=(bundle.eos_id,),
     )
 
-    def evaluate(name: str) -> PolicyEvalReport:
+    def evaluate(name: str) -> Optional[PolicyEvalReport]:
+        if not policy.main:  # the engine of rank 0 samples; the other ranks wait at the next collective
+            return None
         report = evaluate_policy(
             engine, bundle, tok_cfg, {"eval": evaluation}, eval_params, grade, seeds=cfg.eval.seeds
         )
@@ -132,7 +144,7 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
         before = evaluate("before") if resume_from is None and evaluation else None
         progress = tqdm(
             total=cfg.rl.max_steps, initial=step, desc="rl", unit="step", file=sys.stderr,
-            disable=not cfg.logger.progress_bar, mininterval=0.5 if sys.stderr.isatty() else 30.0,
+            disable=not (cfg.logger.progress_bar and policy.main), mininterval=0.5 if sys.stderr.isatty() else 30.0,
         )
         started = time.monotonic()
         deadline = started + 60.0 * cfg.trainer.max_time_minutes if cfg.trainer.max_time_minutes > 0 else None
@@ -147,15 +159,15 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
             )
             prompts = [prompt_ids[i] for i in indices]
             if adaptthink:
-                graded = adaptthink_rollout(
+                graded = on_main_then_broadcast(lambda: adaptthink_rollout(
                     engine, prompts, chosen, params, bundle, grade, algorithm=cfg.algorithm,
                     rbar=reference_accuracies(chosen, rbar), opener=opener, default_cap=cfg.rollout.max_new_tokens,
-                )
+                ))
             else:
-                graded = thinkless_rollout(
+                graded = on_main_then_broadcast(lambda: thinkless_rollout(
                     engine, prompts, chosen, params, bundle, grade, template=tok_cfg.template,
                     reward=cfg.reward, std_normalize=cfg.algorithm.std_normalize,
-                )
+                ))
             samples, judged, rewards = graded.samples, graded.judged, graded.rewards
             batch = build_rl_batch(samples, graded.advantages, pad_id=bundle.pad_id, opener_prob=graded.opener_prob)
             if cfg.rl.filter_zero_advantage:
@@ -191,7 +203,7 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
             if step % cfg.trainer.log_every == 0 or step == cfg.rl.max_steps:
                 metrics.log(step, row)
             if cfg.checkpoint.save_every and step % cfg.checkpoint.save_every == 0:
-                _checkpoint(cfg, ckpt_root, step, backend, optimizer, scheduler, sampler)
+                _checkpoint(cfg, ckpt_root, step, policy, optimizer, scheduler, sampler)
             if cfg.rl.eval_every and step % cfg.rl.eval_every == 0 and step < cfg.rl.max_steps:
                 evaluate(f"step_{step:08d}")
             if deadline is not None and time.monotonic() >= deadline:
@@ -199,44 +211,38 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
                 break
         progress.close()
         if not (cfg.checkpoint.save_every and step % cfg.checkpoint.save_every == 0):
-            _checkpoint(cfg, ckpt_root, step, backend, optimizer, scheduler, sampler)
+            _checkpoint(cfg, ckpt_root, step, policy, optimizer, scheduler, sampler)
         after = evaluate("after")
-        forced: list[ModeEvalRow] = []
-        if verify is not None and evaluation:  # always-think / always-short baselines of the final model
-            forced = evaluate_forced_modes(
-                backend, bundle, tok_cfg, evaluation, cfg.eval, verify, seed=cfg.trainer.seed,
-                thinking_opener=opener if adaptthink else (),
-            )
-            save_eval_rows(forced, out_dir / "eval" / "forced_after.json")
-        summary = build_summary(after, forced, before=before if before is not None else saved_report(out_dir / "eval" / "before.json"))
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        if cfg.logger.console:
-            tqdm.write(format_summary(summary), file=sys.stdout)
+        summary: dict[str, Any] = {}
+        if policy.main:  # the final model's reports (rank 0's sampler holds the synced weights)
+            forced: list[ModeEvalRow] = []
+            if verify is not None and evaluation:  # always-think / always-short baselines of the final model
+                forced = evaluate_forced_modes(
+                    policy.sampler, bundle, tok_cfg, evaluation, cfg.eval, verify, seed=cfg.trainer.seed,
+                    thinking_opener=opener if adaptthink else (),
+                )
+                save_eval_rows(forced, out_dir / "eval" / "forced_after.json")
+            summary = build_summary(after, forced, before=before if before is not None else saved_report(out_dir / "eval" / "before.json"))
+            (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+            if cfg.logger.console:
+                tqdm.write(format_summary(summary), file=sys.stdout)
         if cfg.checkpoint.save_hf:
-            backend.save_hf(out_dir / HF_DIR, bundle.tokenizer)
+            policy.save_hf(out_dir / HF_DIR, bundle.tokenizer)
     finally:
         resources.close()
     return RLResult(final_step=step, history=history, before=before, after=after, summary=summary, out_dir=out_dir)
-
-
-def _frozen_copy(backend: HFBackend) -> HFBackend:
-    """The reference policy for the KL term: a frozen copy of the starting weights."""
-    reference = copy.copy(backend)
-    reference.model = copy.deepcopy(backend.model).eval().requires_grad_(False)
-    return reference
 
 
 def _checkpoint(
     cfg: RunConfig,
     root: Path,
     step: int,
-    backend: HFBackend,
+    policy: Policy,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     sampler: PromptSampler,
 ) -> Path:
     """Atomic step checkpoint: weights, optimizer, schedule, RNG and the prompt sampler's position."""
-    return save_checkpoint(
-        root, step, model=backend.model, optimizer=optimizer, scheduler=scheduler,
-        data_state=sampler.state_dict(), trainer_state={}, keep_last=cfg.checkpoint.keep_last,
+    return policy.save(
+        root, step, optimizer, scheduler, data_state=sampler.state_dict(), trainer_state={}, keep_last=cfg.checkpoint.keep_last
     )

@@ -12,6 +12,10 @@ point on the toy task; `data/sft_examples.py` says which tokens are trained). It
     <out>/eval/step_NNNNNNNN.json, <out>/eval/final.json   forced-mode evaluation rows
     <out>/hf/                      final weights + tokenizer (checkpoint.save_hf)
 
+With `parallel.backend=megatron` every rank of the torchrun job runs this loop in lock step on
+its model shard (trainer/megatron_policy.py); rank 0 alone writes metrics, evaluations and the
+HF folder, and the checkpoints are sharded (they reshard on resume).
+
 Departures from the authors' recipe: the run length is counted in optimizer steps
 (`sft.max_steps`), not epochs, and `trainer.max_time_minutes` bounds the wall time of
 *this process* (a resumed run gets the budget again); a time stop still checkpoints, evaluates
@@ -43,18 +47,12 @@ from megathink.evaluation.forced_mode import (
     summary_metrics,
 )
 from megathink.evaluation.graders import Verifier, grade_boxed
-from megathink.models.hf_backend import build_hf_backend
 from megathink.run_layout import HF_DIR
-from megathink.trainer.checkpoint import (
-    checkpoint_root,
-    restore_checkpoint,
-    resolve_resume,
-    save_checkpoint,
-    step_dir_name,
-)
+from megathink.trainer.checkpoint import checkpoint_root, resolve_resume, step_dir_name
 from megathink.trainer.lr_schedule import build_scheduler
 from megathink.trainer.metrics import MetricsLogger
 from megathink.trainer.optim import build_adamw
+from megathink.trainer.policy import build_policy
 from megathink.trainer.sft_step import SFTStepStats, sft_step
 from megathink.trainer.stage_setup import prepare_stage
 
@@ -104,15 +102,14 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
             "(prompt + answer): raise data.max_seq_len or shorten the answers."
         )
     batches = SFTBatchIterator(pairs, cfg.sft.micro_batch_size, cfg.data.seed, bundle.pad_id)
-    backend = build_hf_backend(cfg.model, bundle, device=cfg.trainer.device, seed=cfg.trainer.seed, kernels=cfg.kernels)
+    policy = build_policy(cfg, cfg.model, bundle)  # every rank of a megatron job holds its shard
+    backend = policy.backend
     optimizer = build_adamw(backend.named_parameters(), cfg.sft.optimizer)
     scheduler = build_scheduler(optimizer, cfg.sft.optimizer, cfg.sft.max_steps)
 
     step, tokens_seen, elapsed_before = 0, 0, 0.0
     if resume_from is not None:
-        loaded = restore_checkpoint(
-            resume_from, ckpt_root, model=backend.model, optimizer=optimizer, scheduler=scheduler
-        )
+        loaded = policy.restore(resume_from, ckpt_root, optimizer, scheduler)
         resume_from = loaded.path
         batches.load_state_dict(loaded.data_state)
         step = int(loaded.trainer_state["step"])
@@ -120,11 +117,14 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
         elapsed_before = float(loaded.trainer_state.get("elapsed_seconds", 0.0))
         log.info("resumed from %s at step %d", resume_from, step)
 
-    metrics = MetricsLogger(out_dir, cfg.logger, out_dir.name, config_dict)
+    metrics = MetricsLogger(out_dir, cfg.logger, out_dir.name, config_dict, enabled=policy.main)
 
     def evaluate(name: str) -> list[ModeEvalRow]:
+        policy.refresh_sampler()  # megatron: the exported weights into rank 0's HF copy (collective)
+        if policy.sampler is None:
+            return []
         rows = evaluate_forced_modes(
-            backend, bundle, cfg.tokenizer, eval_records, cfg.eval, verify, seed=cfg.trainer.seed
+            policy.sampler, bundle, cfg.tokenizer, eval_records, cfg.eval, verify, seed=cfg.trainer.seed
         )
         if rows:
             save_eval_rows(rows, out_dir / "eval" / f"{name}.json")
@@ -135,8 +135,8 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
 
     def checkpoint() -> Path:
         state = {"tokens_seen": tokens_seen, "elapsed_seconds": elapsed_before + time.monotonic() - started}
-        return save_checkpoint(
-            ckpt_root, step, model=backend.model, optimizer=optimizer, scheduler=scheduler,
+        return policy.save(
+            ckpt_root, step, optimizer, scheduler,
             data_state=batches.state_dict(), trainer_state=state, keep_last=cfg.checkpoint.keep_last,
         )
 
@@ -148,7 +148,7 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
     stopped_early = False
     progress = tqdm(
         total=cfg.sft.max_steps, initial=step, desc="sft", unit="step", file=sys.stderr,
-        disable=not cfg.logger.progress_bar, dynamic_ncols=True,
+        disable=not (cfg.logger.progress_bar and policy.main), dynamic_ncols=True,
         mininterval=0.5 if sys.stderr.isatty() else 30.0,  # a log file gets a line every 30 s
     )
     try:
@@ -178,7 +178,7 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
         if last_ckpt is None or last_ckpt.name != step_dir_name(step):
             last_ckpt = checkpoint()
         eval_rows = evaluate("final")
-        hf_dir = backend.save_hf(out_dir / HF_DIR, bundle.tokenizer) if cfg.checkpoint.save_hf else None
+        hf_dir = policy.save_hf(out_dir / HF_DIR, bundle.tokenizer) if cfg.checkpoint.save_hf else None
     finally:
         progress.close()
         metrics.close()

@@ -12,6 +12,7 @@ import yaml
 
 from megathink.config.run import RunConfig
 from megathink.run_layout import RESOLVED_CONFIG
+from megathink.trainer.ranks import is_main_process
 from megathink.trainer.rng import seed_everything
 
 
@@ -23,7 +24,8 @@ def prepare_stage(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
     if cfg.trainer.num_threads > 0:
         torch.set_num_threads(cfg.trainer.num_threads)
     config_dict = dataclasses.asdict(cfg)
-    (out_dir / RESOLVED_CONFIG).write_text(yaml.safe_dump(config_dict, sort_keys=False), encoding="utf-8")
+    if is_main_process():  # one writer in a torchrun job
+        (out_dir / RESOLVED_CONFIG).write_text(yaml.safe_dump(config_dict, sort_keys=False), encoding="utf-8")
     return config_dict
 
 

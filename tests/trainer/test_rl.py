@@ -77,7 +77,7 @@ def _metric_lines(path: Path) -> dict[int, dict]:
     for line in path.read_text().splitlines():
         row = json.loads(line)
         if "reward" in row:
-            by_step[row["step"]] = {k: v for k, v in row.items() if k not in ("step_time", "tokens_per_s", "time")}
+            by_step[row["step"]] = {k: v for k, v in row.items() if k not in ("step_time", "tokens_per_s", "time") and not k.startswith("rollout/")}
     return by_step
 
 

@@ -32,7 +32,7 @@ def _rl_metrics(run_dir: Path) -> dict[int, dict]:
     for line in (run_dir / "rl" / "metrics.jsonl").read_text().splitlines():
         row = json.loads(line)
         if "reward" in row:
-            rows[row["step"]] = {k: v for k, v in row.items() if k not in ("step_time", "tokens_per_s", "time")}
+            rows[row["step"]] = {k: v for k, v in row.items() if k not in ("step_time", "tokens_per_s", "time") and not k.startswith("rollout/")}
     return rows
 
 

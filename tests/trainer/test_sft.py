@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import megathink.trainer.sft as sft_module
+import megathink.trainer.policy as policy_module
 from megathink.config import (
     CheckpointConfig,
     DataConfig,
@@ -84,7 +84,7 @@ def test_resume_continues_the_same_trajectory(tmp_path: Path, monkeypatch: pytes
     class Killed(Exception):
         pass
 
-    real_save = sft_module.save_checkpoint
+    real_save = policy_module.save_checkpoint
 
     def save_then_die(root: Path, step: int, **kwargs: object) -> Path:
         path = real_save(root, step, **kwargs)
@@ -93,10 +93,10 @@ def test_resume_continues_the_same_trajectory(tmp_path: Path, monkeypatch: pytes
         return path
 
     out = tmp_path / "b"
-    monkeypatch.setattr(sft_module, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(policy_module, "save_checkpoint", save_then_die)
     with pytest.raises(Killed):
         run_sft(_cfg(out), out)
-    monkeypatch.setattr(sft_module, "save_checkpoint", real_save)
+    monkeypatch.setattr(policy_module, "save_checkpoint", real_save)
     resumed = run_sft(_cfg(out), out)
     assert resumed.resumed_from == out / "checkpoints" / "step_00000020"
     assert [s for s, _ in resumed.losses] == list(range(21, 41))

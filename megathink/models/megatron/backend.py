@@ -4,11 +4,13 @@ Every rank of a torchrun job holds one; they run the same trainer code in lock s
 
 - `run_micro_batches(micro_batches, loss_fn, ...)` (the seam of `models.micro_batches`): rows are
   aligned to column 0 (`forward.align_rows`), every micro-batch is padded to one width, and
-  megatron's schedule runs them (1F1B across pipeline stages). On the last stage the
+  megatron's schedule runs them (1F1B across pipeline stages); with data parallelism each
+  replica runs every dp-th micro-batch (the losses are weighted parts of the whole batch's
+  loss, so the replicas' gradients are summed). On the last stage the
   vocab-parallel log-probs are put back in the caller's columns and handed to the shared loss
-  function; its metrics are broadcast to every rank. After the backward pass the gradients are
-  finished: a tied embedding's two copies (first and last stage) are summed, and gradients are
-  averaged over data-parallel replicas.
+  function; its metrics reach every rank (broadcast over the pipeline, gathered over the
+  replicas, in the caller's order). After the backward pass the gradients are finished: a tied
+  embedding's two copies (first and last stage) are summed, and so are the replicas' gradients.
 - `logprobs_and_entropy` / `logprobs`: a forward-only pass, the result on every rank.
 - `clip_grad_norm(max_norm)`: the global L2 norm over all shards (tensor-parallel duplicates
   counted once), summed over the model-parallel group, then every shard clipped.
@@ -96,15 +98,32 @@ class MegatronBackend(ModuleBackend):
 
             return loss_fn(scored, to_caller(logp), None if ent is None else to_caller(ent))
 
-        with torch.no_grad() if forward_only else contextlib.nullcontext():
-            results = run_schedule(
-                self.model, prepared, schedule_loss, temperature=temperature, vocab_size=self.spec.vocab_size,
-                entropy=entropy, forward_only=forward_only, logprob_impl=self.logprob_impl,
-                chunk_tokens=self.chunk_tokens,
-            )
+        mine = list(range(self.info.dp_rank, len(prepared), self.info.dp))  # this replica's share
+        results: list[dict[str, Any]] = []
+        if mine:
+            with torch.no_grad() if forward_only else contextlib.nullcontext():
+                results = run_schedule(
+                    self.model, [prepared[i] for i in mine], schedule_loss, temperature=temperature,
+                    vocab_size=self.spec.vocab_size, entropy=entropy, forward_only=forward_only,
+                    logprob_impl=self.logprob_impl, chunk_tokens=self.chunk_tokens,
+                )
         if not forward_only:
             self._finish_grads()
-        return self._from_last_stage(results, len(micro_batches))
+        return self._gather_replicas(mine, self._from_last_stage(results, len(mine)), len(micro_batches))
+
+    def _gather_replicas(self, mine: list[int], results: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+        """Every micro-batch's metrics, in the caller's order, from the data-parallel replicas that ran them."""
+        if self.info.dp == 1:
+            return results
+        from megatron.core import parallel_state
+
+        pieces: list[Any] = [None] * self.info.dp
+        dist.all_gather_object(pieces, list(zip(mine, results)), group=parallel_state.get_data_parallel_group())
+        ordered: list[Any] = [None] * count
+        for piece in pieces:
+            for index, result in piece:
+                ordered[index] = result
+        return ordered
 
     def _from_last_stage(self, results: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
         if self.info.pp == 1:
@@ -126,12 +145,12 @@ class MegatronBackend(ModuleBackend):
             weight = self.model.shared_embedding_or_output_weight()
             if weight.grad is not None:
                 dist.all_reduce(weight.grad, group=parallel_state.get_embedding_group())
-        if self.info.dp > 1:
+        if self.info.dp > 1:  # each replica ran its share of the micro-batches: sum the shares
             group = parallel_state.get_data_parallel_group()
             for param in self.parameters():
-                if param.grad is not None:
-                    dist.all_reduce(param.grad, group=group)
-                    param.grad.div_(self.info.dp)
+                if param.grad is None:  # a replica with no micro-batch this time
+                    param.grad = torch.zeros_like(param)
+                dist.all_reduce(param.grad, group=group)
 
     def clip_grad_norm(self, max_norm: float) -> float:
         """Clip the global L2 gradient norm over every shard to `max_norm` (0: no clipping); the norm before."""

@@ -95,9 +95,15 @@ def _megatron_to_hf_worker(rank: int, port: int, ckpt: str, out: str, dtype: Opt
 
 
 def megatron_to_hf_dir(ckpt: str, out: str, *, dtype: Optional[str] = None) -> Path:
-    """Write the megatron checkpoint `ckpt` as a HF folder `out` (weights cast to `dtype` if given)."""
-    from megathink.models.megatron.dist_checkpoint import read_model_meta
+    """Write the megatron checkpoint `ckpt` as a HF folder `out` (weights cast to `dtype` if given).
 
+    `ckpt` is a checkpoint folder (`hf-to-megatron`'s output) or a training run's step
+    checkpoint (`<stage>/checkpoints/step_NNNNNNNN`, whose `megatron/` folder is read)."""
+    from megathink.models.megatron.dist_checkpoint import META_FILE, read_model_meta
+    from megathink.run_layout import MEGATRON_STATE
+
+    if not (Path(ckpt) / META_FILE).is_file() and (Path(ckpt) / MEGATRON_STATE / META_FILE).is_file():
+        ckpt = str(Path(ckpt) / MEGATRON_STATE)
     read_model_meta(ckpt)
     if Path(out).exists():
         raise DataError(f"--out {out} already exists: refusing to overwrite it; choose another folder.")

@@ -11,6 +11,11 @@ a half-written checkpoint under the final name. Beside the shards: `megathink_mo
 dist_checkpointing reshards (the vocabulary padding does not depend on TP, see
 `GPTSpec.padded_vocab`). `read_model_meta(directory)` returns the json beside the shards.
 
+Training checkpoints pass `optimizer=` to both: the AdamW state is saved as sharded tensors
+beside the weights (`optimizer_state.py`) and reshards on load the same way, so a run saved at
+TP=2 resumes at PP=2 with its moments. `convert megatron-to-hf` reads the weights of such a
+checkpoint and ignores the optimizer tensors.
+
 `dist_checkpointing.save` needs `psutil` (without it, it hangs) and spawns worker processes, so
 scripts that save need an `if __name__ == "__main__":` guard.
 """
@@ -23,10 +28,12 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+import torch
 import torch.distributed as dist
 
 from megathink.errors import DataError, MissingPathError
 from megathink.models.megatron.distributed import ParallelInfo
+from megathink.models.megatron.optimizer_state import optimizer_meta, restore_optimizer, sharded_optimizer_state
 
 META_FILE = "megathink_model.json"
 
@@ -48,8 +55,9 @@ def save_model(
     info: ParallelInfo,
     hf_config: Mapping[str, Any],
     source_dir: Optional[str | os.PathLike[str]] = None,
+    optimizer: Optional[torch.optim.Optimizer] = None,
 ) -> Path:
-    """Write the model's shards to `directory` (which must not exist yet); returns it."""
+    """Write the model's shards (and `optimizer`'s state) to `directory` (which must not exist yet)."""
     from megatron.core import dist_checkpointing
 
     from megathink.models.megatron.weights_io import TOKENIZER_FILES
@@ -63,10 +71,15 @@ def save_model(
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     _barrier()
-    dist_checkpointing.save(model.sharded_state_dict(), str(tmp))
+    state: dict[str, Any] = {"model": model.sharded_state_dict()}
+    if optimizer is not None:
+        state["optimizer"] = sharded_optimizer_state(model, optimizer, state["model"])
+    dist_checkpointing.save(state, str(tmp))
     _barrier()
     if info.rank == 0:
         meta = {"hf_config": dict(hf_config), "saved_tp": info.tp, "saved_pp": info.pp}
+        if optimizer is not None:
+            meta["optimizer"] = optimizer_meta(optimizer)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         if source_dir is not None:
             for name in TOKENIZER_FILES:
@@ -88,13 +101,23 @@ def read_model_meta(directory: str | os.PathLike[str]) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def load_model(model: Any, directory: str | os.PathLike[str]) -> None:
-    """Fill this rank's model from the checkpoint at `directory` (any TP / PP it was saved at)."""
+def load_model(model: Any, directory: str | os.PathLike[str], *, optimizer: Optional[torch.optim.Optimizer] = None) -> None:
+    """Fill this rank's model (and `optimizer`) from the checkpoint at `directory` (any TP / PP it was saved at)."""
     from megatron.core import dist_checkpointing
 
-    read_model_meta(directory)
-    state = dist_checkpointing.load(model.sharded_state_dict(), str(directory))
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    meta = read_model_meta(directory)
+    if optimizer is not None and "optimizer" not in meta:
+        raise DataError(
+            f"checkpoint {directory} holds weights only (no optimizer state): resume from a training "
+            "checkpoint, or start a new run from it with model.path after `megathink convert megatron-to-hf`."
+        )
+    request: dict[str, Any] = {"model": model.sharded_state_dict()}
+    if optimizer is not None:
+        request["optimizer"] = sharded_optimizer_state(model, optimizer, request["model"])
+    loaded = dist_checkpointing.load(request, str(directory))
+    if optimizer is not None:
+        restore_optimizer(optimizer, loaded["optimizer"], meta["optimizer"])
+    missing, unexpected = model.load_state_dict(loaded["model"], strict=False)
     missing = [name for name in missing if not name.endswith("_extra_state")]
     if missing or unexpected:
         name = (missing or unexpected)[0]

@@ -48,12 +48,12 @@ def have_transformer_engine() -> bool:
 
 def choose_implementations(precision: str) -> Implementations:
     if precision not in PRECISIONS:
-        raise ConfigError(f"parallel.precision = {precision!r} is invalid: must be one of {', '.join(PRECISIONS)}.")
+        raise ConfigError(f"precision = {precision!r} is invalid: must be one of {', '.join(PRECISIONS)}.")
     te = have_transformer_engine() and torch.cuda.is_available()
     if precision == "fp8" and not te:
         raise ConfigError(
-            "parallel.precision = 'fp8' needs the transformer_engine package and a CUDA GPU: install "
-            "megathink[gpu] on a GPU node, or use parallel.precision=bf16."
+            "parallel.fp8 = true needs the transformer_engine package and a CUDA GPU: install "
+            "megathink[gpu] on a GPU node, or set parallel.fp8=false."
         )
     return Implementations(layers="transformer_engine" if te else "local", precision=precision, cuda=torch.cuda.is_available())
 

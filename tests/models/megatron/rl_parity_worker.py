@@ -64,6 +64,6 @@ info = init_parallel(tp, pp, seed=0)
 model, _ = build_gpt_model(spec, tp=tp, pp=pp)
 load_hf_into(model, initial, spec, info)
 got = steps(MegatronBackend(model, spec, info, pad_id=bundle.pad_id, logprob_impl=impl), batch)
-if info.last_stage and info.tp_rank == 0:
+if info.last_stage and info.tp_rank == 0 and info.dp_rank == 0:
     json.dump({"hf": reference, "megatron": got}, open(path, "w"))
 shutdown_parallel()

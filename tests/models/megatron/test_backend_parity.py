@@ -11,25 +11,26 @@ import pytest
 from conftest import read_json, torchrun
 
 pytestmark = [pytest.mark.megatron, pytest.mark.slow]
-# (tp, pp, kernels.logprob): the logits route ('naive') and the hidden-state route ('chunked',
-# megathink.kernels.vocab_parallel_linear_logprob), on both backends.
-LAYOUTS = [(1, 1, "chunked"), (2, 1, "chunked"), (1, 2, "chunked"), (2, 1, "naive")]
+# (tp, pp, dp, kernels.logprob): the logits route ('naive') and the hidden-state route ('chunked',
+# megathink.kernels.vocab_parallel_linear_logprob), on both backends; dp=2 splits the
+# micro-batches over two replicas and sums their gradients.
+LAYOUTS = [(1, 1, 1, "chunked"), (2, 1, 1, "chunked"), (1, 2, 1, "chunked"), (2, 1, 1, "naive"), (1, 1, 2, "chunked")]
 
 
-@pytest.mark.parametrize("tp, pp, impl", LAYOUTS)
-def test_sft_loss_curve_matches_hf(tmp_path, tp, pp, impl) -> None:
+@pytest.mark.parametrize("tp, pp, dp, impl", LAYOUTS)
+def test_sft_loss_curve_matches_hf(tmp_path, tp, pp, dp, impl) -> None:
     out = tmp_path / "sft.json"
-    torchrun("sft_parity_worker.py", tp * pp, str(tp), str(pp), "4", str(out), impl)
+    torchrun("sft_parity_worker.py", tp * pp * dp, str(tp), str(pp), "4", str(out), impl)
     result = read_json(out)
     for (hf_loss, hf_norm), (mc_loss, mc_norm) in zip(result["hf"], result["megatron"], strict=True):
         assert mc_loss == pytest.approx(hf_loss, rel=1e-5)
         assert mc_norm == pytest.approx(hf_norm, rel=1e-5)
 
 
-@pytest.mark.parametrize("tp, pp, impl", LAYOUTS)
-def test_first_rl_updates_match_hf(tmp_path, tp, pp, impl) -> None:
+@pytest.mark.parametrize("tp, pp, dp, impl", LAYOUTS)
+def test_first_rl_updates_match_hf(tmp_path, tp, pp, dp, impl) -> None:
     out = tmp_path / "rl.json"
-    torchrun("rl_parity_worker.py", tp * pp, str(tp), str(pp), str(out), impl)
+    torchrun("rl_parity_worker.py", tp * pp * dp, str(tp), str(pp), str(out), impl)
     result = read_json(out)
     for hf_row, mc_row in zip(result["hf"], result["megatron"], strict=True):
         assert hf_row.keys() == mc_row.keys()

@@ -1,0 +1,179 @@
+"""The megatron backend as a stage's `Policy` (see policy.py), on every rank of a torchrun job.
+
+Start-up, on each rank: the HF model of `model_cfg` is built exactly as the HF backend builds it
+(random with the run's seed, or `model.path` with the control tokens fitted) on the CPU, its
+tensors are sliced into this rank's megatron GPTModel (`parallel.tp` x `parallel.pp`, the rest
+of the world data parallel), and rank 0 keeps the HF model as the sampler for rollouts and
+evaluation (moved to `trainer.device`); the other ranks drop it. Precision comes from
+`model.dtype` (fp32 / bf16), or fp8 with `parallel.fp8` (Transformer Engine).
+
+Step checkpoints hold `megatron/` (weights + AdamW state through dist_checkpointing, which
+reshards: a run saved at TP=2 resumes at PP=2, or on another data-parallel size) and
+`scheduler.pt`, beside the backend-independent files of trainer/checkpoint.py. Every rank
+writes its shards into one temporary folder that rank 0 renames into place.
+
+Departure: each data-parallel replica holds the whole AdamW state of its model shard (no
+distributed optimizer, which megatron-core allows on CUDA only). Data parallelism splits each
+step's micro-batches over the replicas (`MegatronBackend.run_micro_batches`).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from megathink.config.model import ModelConfig
+from megathink.config.run import RunConfig
+from megathink.data.types import TokenizerBundle
+from megathink.errors import ConfigError, DataError
+from megathink.models.hf_backend import HFBackend, build_hf_backend, resolve_device
+from megathink.run_layout import MEGATRON_STATE, SCHEDULER_STATE, STEP_WEIGHTS
+from megathink.trainer.checkpoint import (
+    LoadedCheckpoint,
+    prune_checkpoints,
+    publish_checkpoint,
+    read_step_files,
+    step_dir_name,
+    write_step_files,
+)
+from megathink.trainer.ranks import barrier
+
+log = logging.getLogger(__name__)
+
+PRECISION_OF_DTYPE = {"float32": "fp32", "bfloat16": "bf16"}
+
+
+def megatron_precision(cfg: RunConfig) -> str:
+    if cfg.model.dtype not in PRECISION_OF_DTYPE:
+        raise ConfigError(
+            f"model.dtype = {cfg.model.dtype!r} is invalid with parallel.backend='megatron': use float32 or bfloat16."
+        )
+    if cfg.parallel.fp8:
+        if cfg.model.dtype != "bfloat16":
+            raise ConfigError("parallel.fp8 = true needs model.dtype=bfloat16 (FP8 layers keep bf16 master copies).")
+        return "fp8"
+    return PRECISION_OF_DTYPE[cfg.model.dtype]
+
+
+class MegatronPolicy:
+    def __init__(
+        self, backend: Any, sampler: Optional[HFBackend], hf_config: dict[str, Any], tokenizer: Any,
+        initial_state: dict[str, torch.Tensor], precision: str,
+    ) -> None:
+        self.backend = backend
+        self.sampler = sampler
+        self.main = backend.info.rank == 0
+        self.hf_config = hf_config
+        self.tokenizer = tokenizer
+        self.precision = precision
+        self._initial_state = initial_state  # the starting weights (HF names), for frozen_reference
+
+    def refresh_sampler(self) -> None:
+        state = self.backend.export_hf_state()  # collective over the TP and PP groups
+        if self.sampler is not None:
+            self.sampler.load_state_dict(state)
+
+    def frozen_reference(self) -> Any:
+        """A second GPTModel shard with the starting weights, never trained (the KL reference)."""
+        from megathink.models.megatron.backend import MegatronBackend
+        from megathink.models.megatron.model import build_gpt_model
+        from megathink.models.megatron.weights_io import load_hf_into
+
+        b = self.backend
+        model, _ = build_gpt_model(b.spec, tp=b.info.tp, pp=b.info.pp, precision=self.precision)
+        load_hf_into(model, self._initial_state, b.spec, b.info)
+        model.eval().requires_grad_(False)
+        return MegatronBackend(model, b.spec, b.info, pad_id=b.pad_id, logprob_impl=b.logprob_impl, chunk_tokens=b.chunk_tokens or 0)
+
+    def save(
+        self, root: Path, step: int, optimizer: torch.optim.Optimizer, scheduler: Any, *,
+        data_state: dict[str, Any], trainer_state: dict[str, Any], keep_last: int,
+    ) -> Path:
+        from megathink.models.megatron.dist_checkpoint import save_model
+
+        root = Path(root)
+        final = root / step_dir_name(step)
+        tmp = root / f".tmp-{final.name}"  # one name on every rank: they all write into it
+        if self.main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        barrier()
+        save_model(self.backend.model, tmp / MEGATRON_STATE, info=self.backend.info, hf_config=self.hf_config, optimizer=optimizer)
+        if self.main:
+            self.tokenizer.save_pretrained(tmp / MEGATRON_STATE)  # so `megathink convert megatron-to-hf` can read it
+            torch.save({"scheduler": scheduler.state_dict()}, tmp / SCHEDULER_STATE)
+            write_step_files(tmp, step, data_state=data_state, trainer_state=trainer_state)
+            publish_checkpoint(tmp, final)
+            prune_checkpoints(root, keep_last)
+        barrier()
+        return final
+
+    def restore(
+        self, resume_from: Optional[Path], root: Path, optimizer: torch.optim.Optimizer, scheduler: Any
+    ) -> Optional[LoadedCheckpoint]:
+        from megathink.models.megatron.dist_checkpoint import load_model
+
+        if resume_from is None:
+            return None
+        path = Path(resume_from)
+        if not (path / MEGATRON_STATE).is_dir():
+            hint = " (it was written by the HF backend)" if (path / STEP_WEIGHTS).is_file() else ""
+            raise DataError(
+                f"checkpoint {path} has no {MEGATRON_STATE}/ folder{hint}: resume it with parallel.backend=hf, "
+                "or start a megatron run from its weights via model.path (its stage's hf/ folder)."
+            )
+        load_model(self.backend.model, path / MEGATRON_STATE, optimizer=optimizer)
+        scheduler.load_state_dict(torch.load(path / SCHEDULER_STATE, weights_only=True)["scheduler"])
+        data_state, trainer_state = read_step_files(path)
+        self.refresh_sampler()
+        return LoadedCheckpoint(path=path, data_state=data_state, trainer_state=trainer_state)
+
+    def save_hf(self, directory: Path, tokenizer: Any) -> Optional[Path]:
+        self.refresh_sampler()
+        out = self.sampler.save_hf(directory, tokenizer) if self.sampler is not None else None
+        barrier()
+        return out
+
+
+def build_megatron_policy(cfg: RunConfig, model_cfg: ModelConfig, bundle: TokenizerBundle) -> MegatronPolicy:
+    from megathink.models.megatron.backend import MegatronBackend
+    from megathink.models.megatron.distributed import init_parallel
+    from megathink.models.megatron.gpt_spec import GPTSpec
+    from megathink.models.megatron.model import build_gpt_model
+    from megathink.models.megatron.weights_io import load_hf_into
+
+    precision = megatron_precision(cfg)
+    # The HF model first, on the CPU, exactly as the HF backend builds it (same seed, same
+    # control-token rows); before the process group exists.
+    hf = build_hf_backend(model_cfg, bundle, device="cpu", seed=cfg.trainer.seed, kernels=cfg.kernels)
+    hf_config = hf.model.config.to_dict()
+    spec = GPTSpec.from_hf_config(hf_config)
+    initial = {name: tensor.detach().clone() for name, tensor in hf.state_dict().items()}
+    if spec.tied_embeddings:
+        initial.pop("lm_head.weight", None)
+    p = cfg.parallel
+    info = init_parallel(p.tp, p.pp, seed=cfg.trainer.seed)
+    if p.dp and info.dp != p.dp:
+        raise ConfigError(
+            f"parallel.dp = {p.dp} is invalid with {info.world_size} processes at tp={p.tp}, pp={p.pp}: that leaves "
+            f"{info.dp} data-parallel replicas; set parallel.dp=0 (derived) or change the process count."
+        )
+    if info.rank != 0:
+        logging.getLogger("megathink").setLevel(logging.WARNING)  # one rank speaks
+    model, _ = build_gpt_model(spec, tp=p.tp, pp=p.pp, precision=precision)
+    load_hf_into(model, initial, spec, info)
+    backend = MegatronBackend(
+        model, spec, info, pad_id=bundle.pad_id, logprob_impl=cfg.kernels.logprob, chunk_tokens=cfg.kernels.chunk_tokens
+    )
+    sampler: Optional[HFBackend] = None
+    if info.rank == 0:
+        device = resolve_device(cfg.trainer.device)
+        hf.model.to(device)
+        hf.device = device
+        sampler = hf
+    log.info("megatron policy: world %d = tp %d x pp %d x dp %d, %s", info.world_size, p.tp, p.pp, info.dp, precision)
+    return MegatronPolicy(backend, sampler, hf_config, bundle.tokenizer, initial, precision)

@@ -1,0 +1,106 @@
+"""`Policy`: what a training stage holds for either backend, behind one surface.
+
+- `backend`: what trains (`PolicyBackend`): the HF model, or this rank's megatron shard.
+- `sampler`: the HF model that rollouts and evaluations read, on rank 0 only (None elsewhere):
+  the trained model itself with the HF backend; a full HF copy with the megatron backend,
+  refreshed from the streaming exporter whenever the engine syncs (`refresh_sampler`).
+- `save` / `restore`: step checkpoints (trainer/checkpoint.py's files; the megatron backend
+  writes sharded weights and AdamW state that reshard on resume).
+- `save_hf`: the stage's final HF directory.
+
+`build_policy` picks the class from `parallel.backend`. The HF backend is one process; the
+megatron backend runs on every rank of a torchrun job (see megatron_policy.py).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Optional, Protocol
+
+import torch
+
+from megathink.config.model import ModelConfig
+from megathink.config.run import RunConfig
+from megathink.data.types import TokenizerBundle
+from megathink.models.hf_backend import HFBackend, build_hf_backend
+from megathink.models.protocol import PolicyBackend
+from megathink.trainer.checkpoint import LoadedCheckpoint, restore_checkpoint, save_checkpoint
+
+Optimizer = torch.optim.Optimizer
+Scheduler = torch.optim.lr_scheduler.LRScheduler
+
+
+class Policy(Protocol):
+    backend: PolicyBackend
+    sampler: Optional[HFBackend]
+    main: bool
+
+    def refresh_sampler(self) -> None:
+        """Make `sampler` hold the trained weights (collective with the megatron backend)."""
+        ...
+
+    def frozen_reference(self) -> PolicyBackend:
+        """A frozen copy of the current weights (the KL reference), same backend kind."""
+        ...
+
+    def save(
+        self, root: Path, step: int, optimizer: Optimizer, scheduler: Scheduler, *,
+        data_state: dict[str, Any], trainer_state: dict[str, Any], keep_last: int,
+    ) -> Path:
+        """Write step checkpoint `step` under `root` atomically (collective)."""
+        ...
+
+    def restore(
+        self, resume_from: Optional[Path], root: Path, optimizer: Optimizer, scheduler: Scheduler
+    ) -> Optional[LoadedCheckpoint]:
+        """Load a step checkpoint into the backend, optimizer and scheduler (collective)."""
+        ...
+
+    def save_hf(self, directory: Path, tokenizer: Any) -> Optional[Path]:
+        """Write the trained weights as a HF directory (rank 0 writes; collective)."""
+        ...
+
+
+class HFPolicy:
+    """The single-process HF backend: the sampler is the trained model itself."""
+
+    main = True
+
+    def __init__(self, backend: HFBackend) -> None:
+        self.backend = backend
+        self.sampler: Optional[HFBackend] = backend
+
+    def refresh_sampler(self) -> None:
+        """Nothing to copy: the sampler is the trained model."""
+
+    def frozen_reference(self) -> HFBackend:
+        reference = copy.copy(self.backend)
+        reference.model = copy.deepcopy(self.backend.model).eval().requires_grad_(False)
+        return reference
+
+    def save(
+        self, root: Path, step: int, optimizer: Optimizer, scheduler: Scheduler, *,
+        data_state: dict[str, Any], trainer_state: dict[str, Any], keep_last: int,
+    ) -> Path:
+        return save_checkpoint(
+            root, step, model=self.backend.model, optimizer=optimizer, scheduler=scheduler,
+            data_state=data_state, trainer_state=trainer_state, keep_last=keep_last,
+        )
+
+    def restore(
+        self, resume_from: Optional[Path], root: Path, optimizer: Optimizer, scheduler: Scheduler
+    ) -> Optional[LoadedCheckpoint]:
+        return restore_checkpoint(resume_from, root, model=self.backend.model, optimizer=optimizer, scheduler=scheduler)
+
+    def save_hf(self, directory: Path, tokenizer: Any) -> Optional[Path]:
+        return self.backend.save_hf(directory, tokenizer)
+
+
+def build_policy(cfg: RunConfig, model_cfg: ModelConfig, bundle: TokenizerBundle) -> Policy:
+    """The stage's policy for `parallel.backend`, starting from `model_cfg` (random or `model.path`)."""
+    if cfg.parallel.backend == "megatron":
+        from megathink.trainer.megatron_policy import build_megatron_policy
+
+        return build_megatron_policy(cfg, model_cfg, bundle)
+    return HFPolicy(build_hf_backend(model_cfg, bundle, device=cfg.trainer.device, seed=cfg.trainer.seed, kernels=cfg.kernels))
