@@ -33,6 +33,11 @@ class ParallelConfig:
     dp: int = 0
     """Data-parallel size; 0 derives it as world_size / (tp * pp * cp)."""
 
+    pack_sequences: bool = False
+    """Megatron backend: pack several samples into each row behind a block-diagonal causal mask
+    (no compute on padding in the linear layers; the losses still see one row per sample).
+    Local layer spec only for now (Transformer Engine's THD packing is the planned GPU path)."""
+
     fp8: bool = False
     """Megatron backend: FP8 Transformer Engine layers (needs transformer_engine, a CUDA GPU and
     model.dtype=bfloat16). Otherwise the precision is model.dtype's (float32 or bfloat16)."""
@@ -44,8 +49,9 @@ class ParallelConfig:
         check_int("parallel.dp", self.dp, low=0)
         if self.vpp > 1 and self.pp == 1:
             raise ConfigError(f"parallel.vpp = {self.vpp} is invalid: interleaving needs parallel.pp > 1.")
-        if self.backend == "hf" and self.fp8:
-            raise ConfigError("parallel.fp8 = true is invalid with parallel.backend='hf': FP8 layers need parallel.backend=megatron.")
+        if self.backend == "hf" and (self.fp8 or self.pack_sequences):
+            name = "fp8" if self.fp8 else "pack_sequences"
+            raise ConfigError(f"parallel.{name} = true is invalid with parallel.backend='hf': it is a megatron backend option.")
         if self.backend == "megatron":
             for name in ("cp", "vpp"):
                 if getattr(self, name) != 1:

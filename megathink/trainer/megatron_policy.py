@@ -87,7 +87,9 @@ class MegatronPolicy:
         model, _ = build_gpt_model(b.spec, tp=b.info.tp, pp=b.info.pp, precision=self.precision)
         load_hf_into(model, self._initial_state, b.spec, b.info)
         model.eval().requires_grad_(False)
-        return MegatronBackend(model, b.spec, b.info, pad_id=b.pad_id, logprob_impl=b.logprob_impl, chunk_tokens=b.chunk_tokens or 0)
+        return MegatronBackend(
+            model, b.spec, b.info, pad_id=b.pad_id, logprob_impl=b.logprob_impl, chunk_tokens=b.chunk_tokens or 0, pack=b.pack
+        )
 
     def save(
         self, root: Path, step: int, optimizer: torch.optim.Optimizer, scheduler: Any, *,
@@ -164,10 +166,16 @@ def build_megatron_policy(cfg: RunConfig, model_cfg: ModelConfig, bundle: Tokeni
         )
     if info.rank != 0:
         logging.getLogger("megathink").setLevel(logging.WARNING)  # one rank speaks
-    model, _ = build_gpt_model(spec, tp=p.tp, pp=p.pp, precision=precision)
+    model, impl = build_gpt_model(spec, tp=p.tp, pp=p.pp, precision=precision)
+    if p.pack_sequences and impl.layers != "local":
+        raise ConfigError(
+            "parallel.pack_sequences = true is not supported with Transformer Engine layers yet (their packed "
+            "format is THD with cu_seqlens, not a dense mask): set parallel.pack_sequences=false."
+        )
     load_hf_into(model, initial, spec, info)
     backend = MegatronBackend(
-        model, spec, info, pad_id=bundle.pad_id, logprob_impl=cfg.kernels.logprob, chunk_tokens=cfg.kernels.chunk_tokens
+        model, spec, info, pad_id=bundle.pad_id, logprob_impl=cfg.kernels.logprob, chunk_tokens=cfg.kernels.chunk_tokens,
+        pack=p.pack_sequences,
     )
     sampler: Optional[HFBackend] = None
     if info.rank == 0:

@@ -230,6 +230,7 @@ BAD_VALUES = [
                  "parallel": ParallelConfig(backend="megatron")}, "parallel.backend = 'megatron' is invalid with the 'presample'"),
     (ParallelConfig, {"backend": "megatron", "cp": 2}, "parallel.cp = 2 is not supported"),
     (ParallelConfig, {"backend": "hf", "fp8": True}, "parallel.fp8"),
+    (ParallelConfig, {"backend": "hf", "pack_sequences": True}, "parallel.pack_sequences"),
     (
         RunConfig,
         {"stages": ["rl"], "algorithm": AlgorithmConfig(name="adaptthink", kl_coef=0.0, entropy_coef=0.0)},

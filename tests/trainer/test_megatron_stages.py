@@ -3,8 +3,8 @@
 Real megatron-core on 2 gloo processes: the CLI's SFT loss curve equals the HF backend's run of
 the same config (TP=2), a run saved at TP=2 resumes at PP=2 (sharded weights *and* AdamW state
 reshard) and continues exactly the uninterrupted trajectory, and the RL stage (rank 0 samples
-from its HF copy, all ranks update) logs the same first step as the HF backend and writes its
-reports, checkpoints and HF folder once.
+from its HF copy, all ranks update on packed rows) logs the same first step as the HF backend
+and writes its reports, checkpoints and HF folder once.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def test_rl_stage_under_torchrun_matches_hf_first_step(tmp_path: Path) -> None:
           "rollout.max_new_tokens=24", "checkpoint.save_every=0", "eval.seeds=[0]"]
     hf, mc = tmp_path / "hf", tmp_path / "mc"
     megathink("train", hf, *rl)
-    megathink("train", mc, *rl, *MEGATRON, "parallel.tp=2", nproc=2)
+    megathink("train", mc, *rl, *MEGATRON, "parallel.tp=2", "parallel.pack_sequences=true", nproc=2)
     def first_step(run: Path) -> dict:
         rows = [json.loads(line) for line in (run / "rl" / "metrics.jsonl").read_text().splitlines()]
         return next(row for row in rows if "reward" in row)

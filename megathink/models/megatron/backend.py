@@ -3,7 +3,8 @@
 Every rank of a torchrun job holds one; they run the same trainer code in lock step:
 
 - `run_micro_batches(micro_batches, loss_fn, ...)` (the seam of `models.micro_batches`): rows are
-  aligned to column 0 (`forward.align_rows`), every micro-batch is padded to one width, and
+  aligned to column 0 (`forward.align_rows`) and every micro-batch is padded to one width, or,
+  with `pack=True`, samples are packed several per row (`packing.py`), and
   megatron's schedule runs them (1F1B across pipeline stages); with data parallelism each
   replica runs every dp-th micro-batch (the losses are weighted parts of the whole batch's
   loss, so the replicas' gradients are summed). On the last stage the
@@ -31,6 +32,7 @@ import torch.distributed as dist
 from megathink.models.megatron.distributed import ParallelInfo
 from megathink.models.megatron.forward import MicroBatch, align_rows, restore_columns, run_schedule
 from megathink.models.megatron.gpt_spec import GPTSpec
+from megathink.models.megatron.packing import count_rows, pack_rows, unpack_values
 from megathink.models.megatron.weights_io import iter_hf_buckets
 from megathink.models.micro_batches import MicroLoss, Scored
 from megathink.models.module_backend import ModuleBackend
@@ -39,7 +41,7 @@ from megathink.models.module_backend import ModuleBackend
 class MegatronBackend(ModuleBackend):
     def __init__(
         self, model: Any, spec: GPTSpec, info: ParallelInfo, *, pad_id: int, logprob_impl: str = "chunked",
-        chunk_tokens: int = 0,
+        chunk_tokens: int = 0, pack: bool = False,
     ) -> None:
         from megathink.kernels import resolve_impl
 
@@ -51,6 +53,7 @@ class MegatronBackend(ModuleBackend):
         self.spec = spec
         self.info = info
         self.pad_id = pad_id
+        self.pack = pack  # several samples per row (packing.py); the local layer spec only
 
     # -- the PolicyBackend surface -------------------------------------------------------------
     def logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, temperature: float = 1.0) -> torch.Tensor:
@@ -80,21 +83,17 @@ class MegatronBackend(ModuleBackend):
         forward_only: bool = False,
     ) -> list[dict[str, Any]]:
         width = max(mb.input_ids.shape[1] for mb in micro_batches)
-        prepared = []
-        for mb in micro_batches:
-            ids = torch.nn.functional.pad(mb.input_ids, (0, width - mb.input_ids.shape[1]), value=self.pad_id)
-            mask = torch.nn.functional.pad(mb.attention_mask, (0, width - mb.attention_mask.shape[1]), value=0)
-            aligned, starts, lengths = align_rows(ids, mask, self.pad_id)
-            positions = torch.arange(width).expand_as(aligned)
-            prepared.append(MicroBatch(aligned, positions, lengths, extras={"scored": mb, "starts": starts}))
+        prepared = self._pack(micro_batches) if self.pack else self._align(micro_batches, width)
 
         def schedule_loss(mb: MicroBatch, logp: torch.Tensor, ent: Optional[torch.Tensor]) -> tuple[torch.Tensor, dict]:
             scored: Scored = mb.extras["scored"]
             columns = scored.input_ids.shape[1]
 
-            def to_caller(values: torch.Tensor) -> torch.Tensor:  # [b, S-1] aligned -> [b, T] caller columns
-                aligned = torch.nn.functional.pad(values, (1, 0))  # column t scores aligned token t
-                return restore_columns(aligned, mb.extras["starts"], mb.lengths, width)[:, :columns]
+            def to_caller(values: torch.Tensor) -> torch.Tensor:  # [rows, S-1] -> [b, T] caller columns
+                shifted = torch.nn.functional.pad(values, (1, 0))  # column t scores row token t
+                if "layout" in mb.extras:
+                    return unpack_values(shifted, mb.extras["layout"], width)[:, :columns]
+                return restore_columns(shifted, mb.extras["starts"], mb.lengths, width)[:, :columns]
 
             return loss_fn(scored, to_caller(logp), None if ent is None else to_caller(ent))
 
@@ -110,6 +109,29 @@ class MegatronBackend(ModuleBackend):
         if not forward_only:
             self._finish_grads()
         return self._gather_replicas(mine, self._from_last_stage(results, len(mine)), len(micro_batches))
+
+    def _align(self, micro_batches: Sequence[Scored], width: int) -> list[MicroBatch]:
+        """One row per sample, its real tokens from column 0, every micro-batch [b, width]."""
+        prepared = []
+        for mb in micro_batches:
+            ids = torch.nn.functional.pad(mb.input_ids, (0, width - mb.input_ids.shape[1]), value=self.pad_id)
+            mask = torch.nn.functional.pad(mb.attention_mask, (0, width - mb.attention_mask.shape[1]), value=0)
+            aligned, starts, lengths = align_rows(ids, mask, self.pad_id)
+            positions = torch.arange(width).expand_as(aligned)
+            prepared.append(MicroBatch(aligned, positions, lengths, extras={"scored": mb, "starts": starts}))
+        return prepared
+
+    def _pack(self, micro_batches: Sequence[Scored]) -> list[MicroBatch]:
+        """Samples packed into rows as long as the longest sample; every micro-batch gets the same
+        number of rows (the pipeline's p2p shapes are fixed)."""
+        lengths = [mb.attention_mask.ne(0).sum(dim=1).tolist() for mb in micro_batches]
+        capacity = max(1, max(max(row, default=1) for row in lengths))
+        rows = max(count_rows(row, capacity) for row in lengths)
+        prepared = []
+        for mb in micro_batches:
+            ids, positions, mask, layout = pack_rows(mb.input_ids, mb.attention_mask, capacity=capacity, rows=rows, pad_id=self.pad_id)
+            prepared.append(MicroBatch(ids, positions, layout.lengths, extras={"scored": mb, "layout": layout}, attention_mask=mask))
+        return prepared
 
     def _gather_replicas(self, mine: list[int], results: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
         """Every micro-batch's metrics, in the caller's order, from the data-parallel replicas that ran them."""

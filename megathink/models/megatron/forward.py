@@ -4,8 +4,8 @@ Batches arrive the way the trainer builds them: `[B, S]` ids with an attention m
 padded (RL: prompt left-padded, response right-padded) or right padded (SFT). Each row's real
 tokens are contiguous; `align_rows` moves them to column 0 (positions 0, 1, ...), so megatron's
 plain causal attention sees exactly each sequence and nothing else, and `restore_columns` puts
-per-token results back in the caller's columns. (Departure: no THD packing of several samples
-into one row here; with Transformer Engine on GPUs packed sequences are the planned upgrade.)
+per-token results back in the caller's columns. With packing (`packing.py`) several samples
+share a row and a block-diagonal causal `attention_mask` keeps them apart.
 
 `vocab_parallel_logprobs` computes `log softmax(z / T)[target]` and the entropy from this TP
 rank's vocabulary slice of the logits: the max, the sum of exponentials, the target logit and
@@ -40,6 +40,7 @@ class MicroBatch:
     position_ids: torch.Tensor  # [b, S] long
     lengths: torch.Tensor  # [b] long, real tokens per row
     extras: dict[str, Any] = field(default_factory=dict)
+    attention_mask: Optional[torch.Tensor] = None  # [b, 1, S, S] bool, True = masked (packed rows); None: causal
 
 
 def align_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor, pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -154,7 +155,8 @@ def run_schedule(
 
     def forward_step(data_iterator: Any, chunk: Any) -> tuple[torch.Tensor, Callable[[torch.Tensor], Any]]:
         mb: MicroBatch = next(data_iterator)
-        output = chunk(mb.input_ids.to(device), mb.position_ids.to(device), None)  # last stage: [b, S, Vl]
+        mask = None if mb.attention_mask is None else mb.attention_mask.to(device)
+        output = chunk(mb.input_ids.to(device), mb.position_ids.to(device), mask)  # last stage: [b, S, Vl]
 
         def loss_func(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
             if logprob_impl != "naive":  # `logits` are the final hidden states [b, S, H] here

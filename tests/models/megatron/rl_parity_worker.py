@@ -1,6 +1,6 @@
 """torchrun worker: the same DeGRPO updates on the HF backend and on megatron at (tp, pp).
 
-`rl_parity_worker.py TP PP OUT_JSON [IMPL]` (kernels.logprob of both backends, default chunked). One rollout batch is sampled (before the process group
+`rl_parity_worker.py TP PP OUT_JSON [IMPL [pack]]` (kernels.logprob of both backends, default chunked; `pack`: megatron packs samples into rows). One rollout batch is sampled (before the process group
 exists) from a random toy Qwen2 by the local engine; both backends then take two rollout steps
 over it from the same weights: a scoring pass for the old log-probs, 2 mini-batches of
 2 micro-batches each, DeGRPO with the entropy bonus. The last stage writes both metric rows.
@@ -63,7 +63,7 @@ reference = steps(hf, batch)
 info = init_parallel(tp, pp, seed=0)
 model, _ = build_gpt_model(spec, tp=tp, pp=pp)
 load_hf_into(model, initial, spec, info)
-got = steps(MegatronBackend(model, spec, info, pad_id=bundle.pad_id, logprob_impl=impl), batch)
+got = steps(MegatronBackend(model, spec, info, pad_id=bundle.pad_id, logprob_impl=impl, pack=sys.argv[5:] == ['pack']), batch)
 if info.last_stage and info.tp_rank == 0 and info.dp_rank == 0:
     json.dump({"hf": reference, "megatron": got}, open(path, "w"))
 shutdown_parallel()

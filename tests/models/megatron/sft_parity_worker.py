@@ -1,6 +1,6 @@
 """torchrun worker: the same SFT steps on the HF backend (in-process reference) and on megatron at (tp, pp).
 
-`sft_parity_worker.py TP PP STEPS OUT_JSON [IMPL]` (kernels.logprob of both backends, default chunked). Both start from the same random toy Qwen2 weights,
+`sft_parity_worker.py TP PP STEPS OUT_JSON [IMPL [pack]]` (kernels.logprob of both backends, default chunked; `pack`: megatron packs samples into rows). Both start from the same random toy Qwen2 weights,
 see the same batches (2 micro-batches per step) and use the same AdamW and schedule; the last
 stage writes both loss curves and grad norms.
 """
@@ -57,7 +57,7 @@ reference = train(hf, data, steps)
 info = init_parallel(tp, pp, seed=0)
 model, _ = build_gpt_model(spec, tp=tp, pp=pp)
 load_hf_into(model, initial, spec, info)
-got = train(MegatronBackend(model, spec, info, pad_id=bundle.pad_id, logprob_impl=impl), data, steps)
+got = train(MegatronBackend(model, spec, info, pad_id=bundle.pad_id, logprob_impl=impl, pack=sys.argv[6:] == ['pack']), data, steps)
 if info.last_stage and info.tp_rank == 0 and info.dp_rank == 0:
     json.dump({"hf": reference, "megatron": got}, open(path, "w"))
 shutdown_parallel()

@@ -11,26 +11,30 @@ import pytest
 from conftest import read_json, torchrun
 
 pytestmark = [pytest.mark.megatron, pytest.mark.slow]
-# (tp, pp, dp, kernels.logprob): the logits route ('naive') and the hidden-state route ('chunked',
-# megathink.kernels.vocab_parallel_linear_logprob), on both backends; dp=2 splits the
-# micro-batches over two replicas and sums their gradients.
-LAYOUTS = [(1, 1, 1, "chunked"), (2, 1, 1, "chunked"), (1, 2, 1, "chunked"), (2, 1, 1, "naive"), (1, 1, 2, "chunked")]
+# (tp, pp, dp, kernels.logprob, packing): the logits route ('naive') and the hidden-state route
+# ('chunked', megathink.kernels.vocab_parallel_linear_logprob), on both backends; dp=2 splits
+# the micro-batches over two replicas and sums their gradients; 'pack' puts several samples in
+# a row behind a block-diagonal mask (the loss sees the caller's columns either way).
+LAYOUTS = [
+    (1, 1, 1, "chunked", ""), (2, 1, 1, "chunked", ""), (1, 2, 1, "chunked", ""), (2, 1, 1, "naive", ""),
+    (1, 1, 2, "chunked", ""), (1, 2, 1, "chunked", "pack"),
+]
 
 
-@pytest.mark.parametrize("tp, pp, dp, impl", LAYOUTS)
-def test_sft_loss_curve_matches_hf(tmp_path, tp, pp, dp, impl) -> None:
+@pytest.mark.parametrize("tp, pp, dp, impl, pack", LAYOUTS)
+def test_sft_loss_curve_matches_hf(tmp_path, tp, pp, dp, impl, pack) -> None:
     out = tmp_path / "sft.json"
-    torchrun("sft_parity_worker.py", tp * pp * dp, str(tp), str(pp), "4", str(out), impl)
+    torchrun("sft_parity_worker.py", tp * pp * dp, str(tp), str(pp), "4", str(out), impl, *([pack] if pack else []))
     result = read_json(out)
     for (hf_loss, hf_norm), (mc_loss, mc_norm) in zip(result["hf"], result["megatron"], strict=True):
         assert mc_loss == pytest.approx(hf_loss, rel=1e-5)
         assert mc_norm == pytest.approx(hf_norm, rel=1e-5)
 
 
-@pytest.mark.parametrize("tp, pp, dp, impl", LAYOUTS)
-def test_first_rl_updates_match_hf(tmp_path, tp, pp, dp, impl) -> None:
+@pytest.mark.parametrize("tp, pp, dp, impl, pack", LAYOUTS)
+def test_first_rl_updates_match_hf(tmp_path, tp, pp, dp, impl, pack) -> None:
     out = tmp_path / "rl.json"
-    torchrun("rl_parity_worker.py", tp * pp * dp, str(tp), str(pp), str(out), impl)
+    torchrun("rl_parity_worker.py", tp * pp * dp, str(tp), str(pp), str(out), impl, *([pack] if pack else []))
     result = read_json(out)
     for hf_row, mc_row in zip(result["hf"], result["megatron"], strict=True):
         assert hf_row.keys() == mc_row.keys()
