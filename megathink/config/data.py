@@ -5,6 +5,10 @@ seed); `source="files"` reads jsonl or parquet files with `problem`/`answer`/opt
 fields (GSM8K, MATH-500, Minerva, AIME and DeepScaleR all fit this shape after renaming
 columns with the *_key fields) and, for SFT, a hybrid file with one long and one short answer
 per question.
+
+A million-sample SFT set is better tokenized once into shards (`data.sft_shards`, built by
+`python -m megathink.data.shards.build`, see docs/DATA.md) and read memory-mapped, by the
+plain reader or by NVIDIA DALI (`data.sft_reader=dali`), which prepares batches ahead.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Optional
 from megathink.config.validation import ConfigError, check_choice, check_int, check_nonempty_str, fail
 
 DATA_SOURCES = ("toy", "files")
+SFT_READERS = ("plain", "dali")
 TOY_MAX_LEVEL = 8
 
 
@@ -25,6 +30,28 @@ class DataConfig:
 
     sft_path: Optional[str] = None
     """Hybrid SFT file (jsonl/parquet: problem, answer, long, short[, level]) for source='files'."""
+
+    sft_shards: Optional[str] = None
+    """Folder of pre-tokenized SFT shards (built from a hybrid SFT file by `python -m
+    megathink.data.shards.build`) for source='files', instead of data.sft_path: the same
+    batches, without tokenizing the file at start-up or holding it in memory. The shards must
+    have been built with the run's tokenizer and prompt settings; they are refused otherwise."""
+
+    sft_reader: str = "plain"
+    """How SFT shards are read: 'plain' (memory-mapped, in the training process) or 'dali'
+    (NVIDIA DALI prepares batches ahead of the training step; `pip install megathink[dali]`).
+    Both give the same batches. 'dali' needs data.sft_shards."""
+
+    sft_prefetch: int = 2
+    """sft_reader='dali': batches prepared ahead of the training step (DALI's prefetch queue depth)."""
+
+    sft_reader_workers: int = 0
+    """sft_reader='dali': worker processes that gather shard rows for DALI (its parallel external
+    source); 0 gathers them in the training process."""
+
+    sft_shards_verify: bool = True
+    """Check the sha256 of every shard file against the manifest when the shards are opened
+    (reads them once, ~1 s per GB); sizes and the index are always checked."""
 
     train_path: Optional[str] = None
     """RL prompt file (jsonl/parquet: problem, answer[, level]) for source='files'."""
@@ -84,9 +111,28 @@ class DataConfig:
             fail("data.long_prefix", self.long_prefix, "must be a string (empty for none)")
         check_int("data.seed", self.seed, low=0)
         check_int("data.max_seq_len", self.max_seq_len, low=8)
-        if self.source == "files" and not (self.sft_path or self.train_path):
+        if self.source == "files" and not (self.sft_path or self.sft_shards or self.train_path):
             raise ConfigError(
-                "data.sft_path and data.train_path are both unset with data.source='files': "
-                "give the hybrid SFT file (data.sft_path=...) and/or the RL prompt file "
-                "(data.train_path=...), or use data.source=toy."
+                "data.sft_path, data.sft_shards and data.train_path are all unset with data.source='files': "
+                "give the hybrid SFT file (data.sft_path=...) or its shards (data.sft_shards=...) "
+                "and/or the RL prompt file (data.train_path=...), or use data.source=toy."
             )
+        if self.sft_shards is not None:
+            check_nonempty_str("data.sft_shards", self.sft_shards)
+            if self.source != "files":
+                fail("data.sft_shards", self.sft_shards, "needs data.source='files' (the toy task is generated in memory)")
+            if self.sft_path is not None:
+                raise ConfigError(
+                    f"data.sft_shards = {self.sft_shards!r} is invalid with data.sft_path = {self.sft_path!r}: "
+                    "the shards replace the file they were built from; set one of them (data.sft_path=null)."
+                )
+        check_choice("data.sft_reader", self.sft_reader, SFT_READERS)
+        if self.sft_reader == "dali" and self.sft_shards is None:
+            raise ConfigError(
+                "data.sft_reader = 'dali' is invalid without data.sft_shards: DALI reads pre-tokenized shards; "
+                "build them with `python -m megathink.data.shards.build` or use data.sft_reader=plain."
+            )
+        check_int("data.sft_prefetch", self.sft_prefetch, low=1)
+        check_int("data.sft_reader_workers", self.sft_reader_workers, low=0)
+        if not isinstance(self.sft_shards_verify, bool):
+            fail("data.sft_shards_verify", self.sft_shards_verify, "must be true or false")

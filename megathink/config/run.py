@@ -133,8 +133,8 @@ class RunConfig:
                 "data.train_path = None is invalid for the 'rl' stage with data.source='files': "
                 "give the RL prompt file (problem, answer[, level] per line)."
             )
-        if "sft" in self.stages and self.data.source == "files" and not self.data.sft_path:
+        if "sft" in self.stages and self.data.source == "files" and not (self.data.sft_path or self.data.sft_shards):
             raise ConfigError(
                 "data.sft_path = None is invalid for the 'sft' stage with data.source='files': "
-                "give the hybrid SFT file (problem, answer, long, short per line)."
+                "give the hybrid SFT file (problem, answer, long, short per line) or its shards (data.sft_shards=DIR)."
             )

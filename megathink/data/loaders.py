@@ -5,7 +5,8 @@ column names `data.problem_key`/`data.answer_key`/`data.level_key`. Hybrid SFT r
 (chain of thought, exactly one end-of-thinking token, final answer) and `short` (direct answer),
 the Thinkless stage-1 data. Numeric answers are turned into text (an integral float such as
 `42.0`, as parquet stores integer columns with nulls, becomes `42`). Every error names the file,
-the line (jsonl) or row (parquet, 1-based), the field and the fix. Writers are atomic: they
+the line (jsonl) or row (parquet, 1-based), the field and the fix. Files are read as the rows
+are consumed (`iter_hybrid_sft` streams a million-row distillation file). Writers are atomic: they
 write a temporary file next to the target and rename it over the target.
 """
 
@@ -23,6 +24,8 @@ from megathink.config.data import DataConfig
 from megathink.data.types import HybridSFTRecord, PromptRecord
 
 EXTENSIONS = (".jsonl", ".parquet")
+PARQUET_BATCH_ROWS = 1024
+"""Rows read from a parquet file at a time."""
 
 
 def load_prompts(path: str, cfg: DataConfig) -> list[PromptRecord]:
@@ -37,7 +40,12 @@ def load_prompts(path: str, cfg: DataConfig) -> list[PromptRecord]:
 
 def load_hybrid_sft(path: str, cfg: DataConfig, end_think_token: str = "</think>") -> list[HybridSFTRecord]:
     """Hybrid SFT records (problem, answer, long, short, optional level) of a .jsonl/.parquet file."""
-    records = []
+    return list(iter_hybrid_sft(path, cfg, end_think_token))
+
+
+def iter_hybrid_sft(path: str, cfg: DataConfig, end_think_token: str = "</think>") -> Iterator[HybridSFTRecord]:
+    """The records of `load_hybrid_sft` one at a time, reading the file as it goes (a jsonl line or
+    a parquet batch of rows at a time), so a million-row file never sits in memory."""
     for where, row in _read_rows(path):
         problem, answer, level = _common_fields(row, where, cfg)
         long = _text(row, "long", where, "the long (thinking) answer")
@@ -49,8 +57,7 @@ def load_hybrid_sft(path: str, cfg: DataConfig, end_think_token: str = "</think>
                 "it must contain exactly one, between the chain of thought and the final answer "
                 "(or set tokenizer.end_think_token to the token the file uses)."
             )
-        records.append(HybridSFTRecord(problem=problem, answer=answer, long=long, short=short, level=level))
-    return records
+        yield HybridSFTRecord(problem=problem, answer=answer, long=long, short=short, level=level)
 
 
 def write_jsonl(path: str, rows: Iterable[Any]) -> None:
@@ -101,16 +108,25 @@ def _as_dict(row: Any) -> dict[str, Any]:
 
 
 def _read_rows(path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """(location, row) pairs; location reads 'FILE line N' or 'FILE row N'."""
+    """(location, row) pairs, read as they are consumed; location reads 'FILE line N' or 'FILE row N'.
+
+    The extension and the file's existence are checked at once; an empty file fails when
+    its end is reached."""
     extension = os.path.splitext(path)[1].lower()
     if extension not in EXTENSIONS:
         raise DataError(f"{path}: unknown file extension {extension!r}; convert the file to .jsonl or .parquet.")
     if not os.path.isfile(path):
         raise MissingPathError(f"{path}: no such file; check the data.*_path setting that names it.")
-    rows = list(_jsonl_rows(path) if extension == ".jsonl" else _parquet_rows(path))
-    if not rows:
+    return _nonempty(path, _jsonl_rows(path) if extension == ".jsonl" else _parquet_rows(path))
+
+
+def _nonempty(path: str, rows: Iterator[tuple[str, Mapping[str, Any]]]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    count = 0
+    for item in rows:
+        count += 1
+        yield item
+    if not count:
         raise DataError(f"{path}: the file has no rows; give a file with at least one record.")
-    return iter(rows)
 
 
 def _jsonl_rows(path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -134,11 +150,14 @@ def _parquet_rows(path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        batches = pq.ParquetFile(path).iter_batches(batch_size=PARQUET_BATCH_ROWS)
     except Exception as err:  # pyarrow raises ArrowInvalid/OSError for corrupt files
         raise DataError(f"{path}: not a readable parquet file ({err}); rewrite it with pyarrow or pandas.") from err
-    for number, row in enumerate(table.to_pylist(), start=1):
-        yield f"{path} row {number}", row
+    number = 0
+    for batch in batches:
+        for row in batch.to_pylist():
+            number += 1
+            yield f"{path} row {number}", row
 
 
 def _common_fields(row: Mapping[str, Any], where: str, cfg: DataConfig) -> tuple[str, str, Optional[int]]:

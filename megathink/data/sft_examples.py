@@ -32,7 +32,6 @@ Position 0 is never a target.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -40,6 +39,7 @@ import torch
 
 from megathink.errors import DataError
 from megathink.config.tokenizer import TokenizerConfig
+from megathink.data.batch_order import EpochOrder
 from megathink.data.chat_template import encode_prompt
 from megathink.data.types import HybridSFTRecord, SFTBatch, TokenizerBundle
 
@@ -107,11 +107,16 @@ def prepare_sft_pairs(
     dropped = 0
     for record in records:
         pair = encode_sft_pair(record, bundle, cfg, long_prefix=long_prefix, nothinking_answers=nothinking_answers)
-        if any(len(example) > max_seq_len for example in pair):
-            dropped += 1
-        else:
+        if pair_fits(pair, max_seq_len):
             pairs.append(pair)
+        else:
+            dropped += 1
     return pairs, dropped
+
+
+def pair_fits(pair: SFTPair, max_seq_len: int) -> bool:
+    """Whether every example of a question fits `max_seq_len` tokens (else the question is dropped)."""
+    return all(len(example) <= max_seq_len for example in pair)
 
 
 def collate_sft(examples: Sequence[SFTExample], pad_id: int) -> SFTBatch:
@@ -135,53 +140,43 @@ class SFTBatchIterator:
     """Endless batches of `questions_per_batch` questions, both forms of each (think, short, ...).
 
     Every epoch visits the pairs in a fresh order drawn from (seed, epoch); an epoch's last
-    incomplete batch is skipped so every batch is full. `state_dict()` records (epoch,
-    position); loading it makes the iterator continue with exactly the batches it would have
-    produced.
+    incomplete batch is skipped so every batch is full (`batch_order.EpochOrder`, shared with
+    the shard readers). `state_dict()` records (epoch, position); loading it makes the
+    iterator continue with exactly the batches it would have produced.
     """
 
     def __init__(self, pairs: Sequence[SFTPair], questions_per_batch: int, seed: int, pad_id: int) -> None:
-        if questions_per_batch < 1:
-            raise DataError(f"questions_per_batch = {questions_per_batch} must be >= 1.")
-        if len(pairs) < questions_per_batch:
-            raise DataError(
-                f"only {len(pairs)} SFT questions for {questions_per_batch} questions per batch: lower the "
-                "batch size or give more data (or raise data.max_seq_len if many were dropped)."
-            )
+        self.order = EpochOrder(len(pairs), questions_per_batch, seed)
         self.pairs = list(pairs)
         self.questions_per_batch = questions_per_batch
         self.seed = seed
         self.pad_id = pad_id
-        self.epoch = 0
-        self.position = 0
-        self._order = self._epoch_order(0)
 
     @property
     def batches_per_epoch(self) -> int:
-        return len(self.pairs) // self.questions_per_batch
+        return self.order.batches_per_epoch
 
-    def _epoch_order(self, epoch: int) -> list[int]:
-        order = list(range(len(self.pairs)))
-        random.Random(f"sft:{self.seed}:{epoch}").shuffle(order)
-        return order
+    @property
+    def epoch(self) -> int:
+        return self.order.epoch
+
+    @property
+    def position(self) -> int:
+        return self.order.position
 
     def __iter__(self) -> "SFTBatchIterator":
         return self
 
     def __next__(self) -> SFTBatch:
-        if self.position + self.questions_per_batch > len(self._order):
-            self.epoch += 1
-            self.position = 0
-            self._order = self._epoch_order(self.epoch)
-        chosen = self._order[self.position : self.position + self.questions_per_batch]
-        self.position += self.questions_per_batch
+        chosen = self.order.next_indices()
         examples = [example for index in chosen for example in self.pairs[index]]
         return collate_sft(examples, self.pad_id)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "position": self.position}
+        return self.order.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch = int(state["epoch"])
-        self.position = int(state["position"])
-        self._order = self._epoch_order(self.epoch)
+        self.order.load_state_dict(state)
+
+    def close(self) -> None:
+        """Nothing to release (the prefetching readers have the same method)."""

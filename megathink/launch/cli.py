@@ -75,6 +75,12 @@ def _run_distill(argv: list[str]) -> int:
     return distill_main(argv)
 
 
+def _run_shards(argv: list[str]) -> int:
+    from megathink.data.shards.build import main as shards_main
+
+    return shards_main(argv, prog="megathink shards")
+
+
 def _run_sweep_report(argv: list[str]) -> int:
     from megathink.launch.sweep_report_command import main as sweep_report_main
 
@@ -98,6 +104,11 @@ PLAIN_COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "distill": (
         "--prompts FILE --reasoning-url URL --instruct-url URL --out FILE: Thinkless stage-1 hybrid SFT data",
         _run_distill,
+    ),
+    "shards": (
+        "--sft-file FILE --out DIR --shard-size N [--tokenizer DIR] tokenizer=PRESET data.max_seq_len=N ...: "
+        "pre-tokenized SFT shards for data.sft_shards",
+        _run_shards,
     ),
     "sweep-report": ("SWEEP_DIR [--out DIR]: accuracy, think ratio and length against alpha and gamma", _run_sweep_report),
 }

@@ -35,10 +35,9 @@ from tqdm import tqdm
 
 from megathink.config.run import RunConfig
 from megathink.data.loaders import load_hybrid_sft, load_prompts
-from megathink.data.sft_examples import SFTBatchIterator, prepare_sft_pairs
+from megathink.data.sft_source import build_sft_batches
 from megathink.data.tokenizer import load_tokenizer
 from megathink.data.toy_task import ArithmeticTask, build_toy_datasets
-from megathink.errors import ConfigError
 from megathink.evaluation.forced_mode import (
     ModeEvalRow,
     evaluate_forced_modes,
@@ -91,17 +90,7 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
 
     bundle = load_tokenizer(cfg.tokenizer)
     train_records, eval_records, verify = _load_data(cfg)
-    pairs, dropped = prepare_sft_pairs(
-        train_records, bundle, cfg.tokenizer, cfg.data.max_seq_len,
-        long_prefix=cfg.data.long_prefix, nothinking_answers=cfg.sft.nothinking_answers,
-    )
-    log.info("SFT data: %d questions kept, %d dropped as longer than data.max_seq_len", len(pairs), dropped)
-    if not pairs:
-        raise ConfigError(
-            f"all {dropped} SFT questions are longer than data.max_seq_len = {cfg.data.max_seq_len} tokens "
-            "(prompt + answer): raise data.max_seq_len or shorten the answers."
-        )
-    batches = SFTBatchIterator(pairs, cfg.sft.micro_batch_size, cfg.data.seed, bundle.pad_id)
+    batches = build_sft_batches(cfg, bundle, train_records)  # in memory, or from data.sft_shards
     policy = build_policy(cfg, cfg.model, bundle)  # every rank of a megatron job holds its shard
     backend = policy.backend
     optimizer = build_adamw(backend.named_parameters(), cfg.sft.optimizer)
@@ -181,6 +170,7 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
         hf_dir = policy.save_hf(out_dir / HF_DIR, bundle.tokenizer) if cfg.checkpoint.save_hf else None
     finally:
         progress.close()
+        batches.close()
         metrics.close()
     return SFTResult(
         final_step=step, losses=losses, eval_rows=eval_rows, stopped_early=stopped_early, out_dir=out_dir,
@@ -188,13 +178,14 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
     )
 
 
-def _load_data(cfg: RunConfig) -> tuple[list[Any], Sequence[Any], Verifier]:
-    """(train hybrid records, eval records, verifier) from the toy task or the configured files."""
+def _load_data(cfg: RunConfig) -> tuple[Optional[list[Any]], Sequence[Any], Verifier]:
+    """(train hybrid records, eval records, verifier) from the toy task or the configured files;
+    no train records with data.sft_shards (the batches come from the shards)."""
     if cfg.data.source == "toy":
         train, evaluation = build_toy_datasets(cfg.data)
         return train, evaluation, ArithmeticTask(cfg.data.levels, cfg.data.seed).verify
-    assert cfg.data.sft_path is not None  # RunConfig guarantees it for the sft stage
-    train = load_hybrid_sft(cfg.data.sft_path, cfg.data, cfg.tokenizer.end_think_token)
+    sft_path = cfg.data.sft_path  # RunConfig guarantees it or data.sft_shards for the sft stage
+    train = load_hybrid_sft(sft_path, cfg.data, cfg.tokenizer.end_think_token) if sft_path else None
     evaluation = load_prompts(cfg.data.eval_path, cfg.data) if cfg.data.eval_path else []
     return train, evaluation, grade_boxed
 
