@@ -116,9 +116,9 @@ PLAIN_COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
 
 
 def config_groups() -> list[str]:
-    """Config groups shipped in hydra_conf/ (its sub-folders)."""
+    """Config groups shipped in hydra_conf/ (its sub-folders; hydra/ holds Hydra's own, e.g. hydra/launcher)."""
     root = resources.files(CONFIG_PACKAGE)
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("__"))
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("__") and p.name != "hydra")
 
 
 def group_options(group: str) -> list[str]:
@@ -139,6 +139,7 @@ def usage() -> str:
         "overrides: any field as section.field=value, e.g. sft.max_steps=100 sft.optimizer.lr=3e-4",
         "options:   group=option; the optimizer group sits under each stage: optimizer@rl.optimizer=thinkless_rl",
         "sweeps:    megathink train -m algorithm.alpha=1e-3,1e-2 reward.gamma=0.5,0.8",
+        "           on SLURM: add hydra/launcher=megathink_slurm; then megathink sweep-report <sweep dir>",
         "more:      megathink <command> --help   (groups and the full default config)",
     ]
     return "\n".join(lines)
@@ -180,7 +181,10 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(2)
     register_schema()
-    sys.argv = [f"megathink-{name}", *argv[1:]]
+    extra = []
+    if int(os.environ.get("RANK", "0")) > 0:  # torchrun: rank 0 alone writes .hydra/ and the log file
+        extra = ["hydra.output_subdir=null", "hydra/job_logging=stdout"]
+    sys.argv = [f"megathink-{name}", *argv[1:], *extra]
     _hydra_app(name, command)()
 
 
