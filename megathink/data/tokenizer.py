@@ -89,3 +89,9 @@ def _load_pretrained(path: str | None) -> Any:
             f"tokenizer.path = {path!r} could not be read as a tokenizer ({type(err).__name__}: {err}): "
             "point it at a directory written by save_pretrained or at a valid tokenizer.json file."
         ) from err
+
+
+def load_tokenizer_dir(path: str) -> Any:
+    """The tokenizer saved at `path` exactly as saved: no control tokens added or mapped and no
+    PAD filled in (a serving process must not change the vocabulary of the model it serves)."""
+    return _load_pretrained(path)

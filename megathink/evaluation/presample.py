@@ -62,7 +62,7 @@ from megathink.evaluation.reference_accuracy import (
 )
 from megathink.models.hf_backend import build_hf_backend
 from megathink.rewards.modes import THINK
-from megathink.rollout.engine_factory import build_rollout_engine
+from megathink.rollout.engine_factory import build_rollout_engine, close_engine
 from megathink.rollout.protocol import RolloutEngine
 from megathink.rollout.types import RolloutRequest, Sample, SamplingParams
 
@@ -189,7 +189,10 @@ def _sample_prompts(
     if cfg.trainer.num_threads > 0:
         torch.set_num_threads(cfg.trainer.num_threads)
     backend = build_hf_backend(cfg.model, bundle, device=cfg.trainer.device, seed=cfg.trainer.seed)
-    engine = build_rollout_engine(cfg.rollout, backend, pad_id=bundle.pad_id, batch_size=cfg.rollout.batch_size, out_dir=Path(cfg.output_dir))
+    engine = build_rollout_engine(
+        cfg.rollout, backend, pad_id=bundle.pad_id, batch_size=cfg.rollout.batch_size, out_dir=Path(cfg.output_dir),
+        model_dir=cfg.model.path, bundle=bundle,
+    )
     k = cfg.algorithm.presample_k
     params = SamplingParams(
         temperature=cfg.rollout.temperature,
@@ -206,6 +209,7 @@ def _sample_prompts(
         disable=not cfg.logger.progress_bar, dynamic_ncols=True,
     )
     with contextlib.ExitStack() as stack:
+        stack.callback(close_engine, engine)
         stack.callback(progress.close)
         grade = task_grader(cfg, cfg.tokenizer, toy=toy, stack=stack)
         for start in range(0, len(todo), per_batch):

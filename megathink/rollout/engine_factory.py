@@ -3,24 +3,49 @@
 The trainer and the evaluation code call this one function, so they never name an engine class.
 `sampler` is the HF backend an in-process engine samples from: the policy itself with the HF
 backend (colocated, no copy), or the HF copy a Megatron run keeps for rollouts and evaluation.
+
+`rollout.engine = "sglang"` builds an `SGLangEngine`. Its servers start on `model_dir` (the
+folder the policy was loaded from: `model.path` or the stage's start folder) when that folder
+holds exactly the sampler's weights; when there is none (a random model) or the tokenizer grew
+the vocabulary (`bundle.vocab_grew`: the embeddings were resized, so the folder's weights differ
+from the policy's), the sampler's weights are written first as weight version 0 and served from
+there. `bundle` also gives the tokenizer saved with every synced weight folder. Servers the
+engine launched are stopped by `close_engine(engine)` (and at exit).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from megathink.config.rollout import RolloutConfig
 from megathink.rollout.local_engine import LocalEngine
 from megathink.rollout.protocol import RolloutEngine
 
 if TYPE_CHECKING:
+    from megathink.data.types import TokenizerBundle
     from megathink.models.protocol import PolicyBackend
 
 
 def build_rollout_engine(
-    rollout: RolloutConfig, sampler: PolicyBackend, *, pad_id: int, batch_size: int, out_dir: Path
+    rollout: RolloutConfig, sampler: PolicyBackend, *, pad_id: int, batch_size: int, out_dir: Path,
+    model_dir: Optional[str] = None, bundle: Optional[TokenizerBundle] = None,
 ) -> RolloutEngine:
     """The engine for `rollout.engine`; `out_dir` is the stage folder (engines keep their files there)."""
-    del out_dir  # the local engine keeps no files
-    return LocalEngine(sampler, pad_id=pad_id, batch_size=batch_size)
+    if rollout.engine == "local":
+        return LocalEngine(sampler, pad_id=pad_id, batch_size=batch_size)
+    from megathink.rollout.sglang_engine import SGLangEngine
+
+    usable = model_dir is not None and Path(model_dir, "config.json").is_file() and not (bundle is not None and bundle.vocab_grew)
+    return SGLangEngine(
+        rollout.sglang, work_dir=Path(out_dir), hf_config=sampler.model.config,  # type: ignore[attr-defined]
+        tokenizer=bundle.tokenizer if bundle is not None else None, serve_dir=model_dir if usable else None,
+        initial_weights=None if usable else sampler, batch_size=batch_size,
+    )
+
+
+def close_engine(engine: RolloutEngine) -> None:
+    """Release what an engine holds (the SGLang engine's launched servers); nothing for the local engine."""
+    close = getattr(engine, "close", None)
+    if close is not None:
+        close()

@@ -11,6 +11,8 @@ cuts them into batches of at most `batch_size`, and runs each through `decode_ba
 `torch.inference_mode()` with the model in eval mode (its previous train/eval mode is restored
 afterwards, also on error). The device is the backend's. Every sequence samples from its own
 random stream (`megathink.rollout.rng`), so the samples do not depend on `batch_size`.
+`generate_seeded` takes those per-sequence seeds from the caller instead (one sample per
+request): `megathink serve` answers SGLang's per-input `sampling_seed` with it.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class LocalEngine:
     def sync_weights(self, backend_or_state: WeightSource) -> int:
         """Same backend (colocated): no copy, version + 1. Other backend / state dict: load it, version + 1."""
         if isinstance(backend_or_state, Mapping) or getattr(backend_or_state, "model", None) is not self.backend.model:
-            self.backend.model.load_state_dict(hf_state_dict(backend_or_state))
+            self.backend.load_state_dict(hf_state_dict(backend_or_state))
         self._version += 1
         return self._version
 
@@ -71,6 +73,28 @@ class LocalEngine:
         """`params.n` samples per request, grouped in request order."""
         self._check(requests, params)
         sequences = [(r, s) for r in range(len(requests)) for s in range(params.n)]
+        seeds = [sequence_seed(params.seed, r, s) for r, s in sequences]
+        decoded = self._run([requests[r] for r, _ in sequences], seeds, params)
+        return [
+            _to_sample(requests[r], s, row, self._version) for (r, s), row in zip(sequences, decoded)
+        ]
+
+    def generate_seeded(
+        self, requests: Sequence[RolloutRequest], seeds: Sequence[int], params: SamplingParams
+    ) -> list[Sample]:
+        """One sample per request, request i drawn from the random stream seeded `seeds[i]`
+        (`params.n` and `params.seed` are not used). `generate` is this with the seeds
+        `sequence_seed(params.seed, r, s)`; the HTTP server uses it for SGLang's per-input seeds."""
+        self._check(requests, params)
+        if len(seeds) != len(requests):
+            fail("LocalEngine.generate_seeded seeds", len(seeds), f"must hold one seed per request ({len(requests)})")
+        for index, seed in enumerate(seeds):
+            check_int(f"seeds[{index}]", seed, low=0)
+        decoded = self._run(list(requests), list(seeds), params)
+        return [_to_sample(req, 0, row, self._version) for req, row in zip(requests, decoded)]
+
+    def _run(self, chosen: Sequence[RolloutRequest], seeds: Sequence[int], params: SamplingParams) -> list[DecodedRow]:
+        """Decode sequence i (`chosen[i]`, stream `seeds[i]`) in batches of at most `batch_size`."""
         model = self.backend.model
         was_training = model.training
         model.eval()
@@ -78,22 +102,19 @@ class LocalEngine:
         started = time.perf_counter()
         try:
             with torch.inference_mode():
-                for start in range(0, len(sequences), self.batch_size):
-                    decoded += self._decode(requests, sequences[start : start + self.batch_size], params)
+                for start in range(0, len(chosen), self.batch_size):
+                    end = start + self.batch_size
+                    decoded += self._decode(chosen[start:end], seeds[start:end], params)
         finally:
             model.train(was_training)
         self._seconds += time.perf_counter() - started
         self._tokens += sum(len(row.generated) for row in decoded)
-        return [
-            _to_sample(requests[r], s, row, self._version) for (r, s), row in zip(sequences, decoded)
-        ]
+        return decoded
 
     def _decode(
-        self, requests: Sequence[RolloutRequest], batch: Sequence[tuple[int, int]], params: SamplingParams
+        self, chosen: Sequence[RolloutRequest], seeds: Sequence[int], params: SamplingParams
     ) -> list[DecodedRow]:
-        chosen = [requests[r] for r, _ in batch]
         caps = [req.cap(params) for req in chosen]
-        seeds = [sequence_seed(params.seed, r, s) for r, s in batch]
         device = self.backend.device
         return decode_batch(
             self.backend.model,

@@ -51,7 +51,7 @@ from megathink.evaluation.forced_mode import ModeEvalRow, evaluate_forced_modes,
 from megathink.evaluation.policy_eval import evaluate_policy
 from megathink.evaluation.reference_accuracy import load_reference_accuracy, reference_accuracy_file
 from megathink.evaluation.policy_report import PolicyEvalReport
-from megathink.rollout.engine_factory import build_rollout_engine
+from megathink.rollout.engine_factory import build_rollout_engine, close_engine
 from megathink.rollout.follower_engine import FollowerEngine
 from megathink.rollout.types import SamplingParams
 from megathink.run_layout import HF_DIR
@@ -102,7 +102,10 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
     backend = policy.backend
     reference = policy.frozen_reference() if cfg.algorithm.kl_coef > 0 else None
     engine = (  # rank 0 samples (from the trained model, or the megatron run's HF copy); the others follow
-        build_rollout_engine(cfg.rollout, policy.sampler, pad_id=bundle.pad_id, batch_size=cfg.rollout.batch_size, out_dir=out_dir)
+        build_rollout_engine(
+            cfg.rollout, policy.sampler, pad_id=bundle.pad_id, batch_size=cfg.rollout.batch_size, out_dir=out_dir,
+            model_dir=model_cfg.path, bundle=bundle,
+        )
         if policy.main else FollowerEngine()
     )
     optimizer = build_adamw(backend.named_parameters(), cfg.rl.optimizer)
@@ -120,6 +123,7 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
         log.info("resumed RL from %s at step %d", resume_from, step)
 
     resources = contextlib.ExitStack()  # the grader pool (prompt files) and the metrics sinks
+    resources.callback(close_engine, engine)  # launched rollout servers stop with the stage
     grade = task_grader(cfg, tok_cfg, toy=toy, stack=resources) if policy.main else None  # rank 0 grades
     metrics = resources.enter_context(MetricsLogger(out_dir, cfg.logger, out_dir.name, config_dict, enabled=policy.main))
     eval_params = SamplingParams(
