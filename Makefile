@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 CONSTRAINTS := -c constraints.txt
 DEMO_ARGS ?=
 
-.PHONY: demo test install install-test clean-venv
+.PHONY: demo test install install-test install-slurm clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
+
+# The local SLURM of the tests marked `slurm` (Debian packages; needs root, idempotent).
+install-slurm:
+	bash .ci/install_slurm.sh
 
 # The demo's folder is fixed: a second `make demo` resumes (and re-evaluates) the finished run;
 # `rm -rf outputs/demo` first for a fresh one.

@@ -12,6 +12,11 @@ CPU torch build and a Hydra-compatible omegaconf.
 from setuptools import find_packages, setup
 
 TRITON = "triton>=3.2; platform_system == 'Linux' and platform_machine == 'x86_64'"
+SUBMITIT = "hydra-submitit-launcher==1.2.0"
+# NVIDIA DALI, the optional SFT shard reader (data.sft_reader=dali): its CPU pipelines run without a
+# GPU, so the tests install it (a ~405 MB wheel, Linux x86_64) and run its tests in CI. The same
+# cuda120 build as the `dali` extra: two DALI builds conflict in one environment.
+DALI_TEST = "nvidia-dali-cuda120>=1.40; platform_system == 'Linux' and platform_machine == 'x86_64'"
 
 setup(
     name="megathink",
@@ -22,7 +27,7 @@ setup(
     packages=find_packages(include=["megathink", "megathink.*"])
     + ["megathink.kernels", "megathink.hydra_conf"],
     package_dir={"megathink.kernels": "kernels", "megathink.hydra_conf": "hydra_conf"},
-    package_data={"megathink.hydra_conf": ["*.yaml", "*/*.yaml"]},
+    package_data={"megathink.hydra_conf": ["*.yaml", "*/*.yaml", "hydra/launcher/*.yaml"]},
     python_requires=">=3.10",
     install_requires=[
         "torch>=2.4",
@@ -43,12 +48,14 @@ setup(
     extras_require={
         # triton: the fused log-prob kernels, tested on CPU through its interpreter (a ~290 MB
         # wheel, Linux x86_64 only; CUDA builds of torch bring their own).
-        "test": ["pytest>=8", "pytest-timeout>=2.3", TRITON],
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", TRITON],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", TRITON, SUBMITIT, DALI_TEST],
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", TRITON, DALI_TEST],
         "megatron": ["megatron-core>=0.16", "psutil>=5.9"],
         "gpu": ["transformer-engine[pytorch]>=2.0", "sglang>=0.5"],
         "dali": ["nvidia-dali-cuda120>=1.40"],
         "wandb": ["wandb>=0.18"],
+        # `hydra/launcher=submitit_slurm`: sweeps as SLURM job arrays (docs/CLUSTER.md).
+        "slurm": [SUBMITIT],
         "bench": ["trl>=1.0"],
     },
     entry_points={"console_scripts": ["megathink=megathink.launch.cli:main"]},
