@@ -248,29 +248,37 @@ def _random_model(cfg: ModelConfig, bundle: TokenizerBundle, seed: int) -> torch
 
 
 def _pretrained_model(cfg: ModelConfig, dtype: torch.dtype) -> torch.nn.Module:
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
     path = Path(str(cfg.path))
+    check_hf_model_dir(path, "model.path", unset_hint=", or unset it to build a random model")
+    return AutoModelForCausalLM.from_pretrained(
+        path, local_files_only=True, dtype=dtype, attn_implementation=cfg.attn_implementation
+    )
+
+
+def check_hf_model_dir(path: Path, field: str, *, unset_hint: str = "") -> Any:
+    """The `config.json` of a local Qwen2 / Llama checkpoint folder, or an error naming `field`."""
+    from transformers import AutoConfig
+
     if not path.is_dir():
         raise MissingPathError(
-            f"model.path = {cfg.path!r} is not a directory: point it at a local HF checkpoint "
-            "(config.json + *.safetensors), or unset it to build a random model."
+            f"{field} = {str(path)!r} is not a directory: point it at a local HF checkpoint "
+            f"(config.json + *.safetensors){unset_hint}."
         )
     if not (path / "config.json").is_file():
         raise MissingPathError(
-            f"model.path = {cfg.path!r} has no config.json: it is not a HF checkpoint directory; "
-            "point model.path at the folder written by save_pretrained."
+            f"{field} = {str(path)!r} has no config.json: it is not a HF checkpoint directory; "
+            "point it at the folder written by save_pretrained."
         )
     config = AutoConfig.from_pretrained(path, local_files_only=True)
     if config.model_type not in SUPPORTED_MODEL_TYPES:
         raise ConfigError(
-            f"model.path = {cfg.path!r} holds a {config.model_type!r} model "
+            f"{field} = {str(path)!r} holds a {config.model_type!r} model "
             f"({', '.join(config.architectures or [])}); megathink supports the Qwen2 and Llama families "
             f"(model_type {' or '.join(repr(t) for t in SUPPORTED_MODEL_TYPES)})."
         )
-    return AutoModelForCausalLM.from_pretrained(
-        path, local_files_only=True, dtype=dtype, attn_implementation=cfg.attn_implementation
-    )
+    return config
 
 
 def _fit_vocab(model: Any, bundle: TokenizerBundle, cfg: ModelConfig) -> None:

@@ -29,7 +29,7 @@ import torch
 
 from megathink.data.tokenizer import load_tokenizer_dir
 from megathink.errors import ConfigError, MegathinkError, MissingPathError
-from megathink.models.hf_backend import SUPPORTED_MODEL_TYPES, HFBackend
+from megathink.models.hf_backend import HFBackend, check_hf_model_dir
 from megathink.rollout.local_engine import LocalEngine
 from megathink.rollout.rng import sequence_seed
 from megathink.rollout.server_requests import MAX_SEED, GenerateInput, ModelLimits, RequestError
@@ -232,20 +232,10 @@ def load_model_dir(path: str, *, dtype: Any, device: torch.device) -> torch.nn.M
 
     dtype: a torch dtype, or 'auto' (the folder's own), 'float32', 'bfloat16', 'float16'.
     """
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
     folder = Path(path)
-    if not (folder / "config.json").is_file():
-        raise MissingPathError(
-            f"--model-path {path!r} is not a HF model folder (no config.json): give a folder written by "
-            "save_pretrained (config.json + *.safetensors)."
-        )
-    config = AutoConfig.from_pretrained(folder, local_files_only=True)
-    if config.model_type not in SUPPORTED_MODEL_TYPES:
-        raise ConfigError(
-            f"--model-path {path!r} holds a {config.model_type!r} model; megathink serve runs the "
-            f"{' and '.join(SUPPORTED_MODEL_TYPES)} families."
-        )
+    check_hf_model_dir(folder, "--model-path")
     if isinstance(dtype, str) and dtype != "auto":
         if dtype not in DTYPES:
             raise ConfigError(f"--dtype {dtype!r} is invalid: use auto, {', '.join(DTYPES)}.")
