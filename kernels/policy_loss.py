@@ -39,9 +39,9 @@ from megathink.algorithms._inputs import (
 from megathink.algorithms.masked import masked_count, masked_mean, masked_sum
 from megathink.algorithms.surrogate import clipped_surrogate
 from megathink.config.algorithm import GRPO_AGGREGATIONS, RESPONSE_NORMS
+from megathink.config.kernels import POLICY_LOSS_IMPLS
 
 ALGORITHMS = ("grpo", "degrpo")
-POLICY_LOSS_IMPLS = ("fused", "reference")
 
 
 def policy_loss(

@@ -191,6 +191,7 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
                 row.update(rl_update(
                     backend, batch, old_logp, ref_logp, optimizer, scheduler,
                     algorithm=cfg.algorithm, rl=cfg.rl, temperature=cfg.rollout.temperature,
+                    loss_impl=cfg.kernels.policy_loss,
                 ))
                 if adaptthink:
                     row.update(nothinking_progress(

@@ -5,7 +5,10 @@ after the rollout, or the frozen reference), at the rollout temperature. `rl_upd
 the batch into `rl.mini_batches` parts that keep whole groups together and takes one
 optimizer step per part, accumulating gradients over micro-batches of `rl.micro_batch_size`
 sequences; the loss is the shared `megathink.algorithms` function for `algorithm.name`
-(AdaptThink's gets each row's opener probability and forced length from the batch).
+(AdaptThink's gets each row's opener probability and forced length from the batch), or, for
+GRPO and DeGRPO with `loss_impl='fused'` (`kernels.policy_loss`), `megathink.kernels.policy_loss`:
+the same loss and metrics in one autograd node, gradients equal to rounding. AdaptThink always
+uses its reference loss.
 
 On-policy shortcut: with one mini-batch per rollout step the policy that sampled the batch is
 the policy being updated, so `old_logp=None` takes the old log-probs from the update's own
@@ -27,7 +30,9 @@ import torch
 
 from megathink.algorithms import adaptthink_loss, degrpo_loss, grpo_loss
 from megathink.config.algorithm import AlgorithmConfig
+from megathink.config.kernels import POLICY_LOSS_IMPLS
 from megathink.config.rl import RLConfig
+from megathink.kernels.policy_loss import policy_loss
 from megathink.models.micro_batches import Scored, run_micro_batches
 from megathink.models.protocol import PolicyBackend
 from megathink.trainer.optim import clip_backend_gradients
@@ -36,13 +41,24 @@ from megathink.trainer.rl_batch import RLBatch, split_by_groups
 LossFn = Callable[..., tuple[torch.Tensor, dict[str, float]]]
 
 
-def policy_loss_fn(cfg: AlgorithmConfig) -> LossFn:
+def policy_loss_fn(cfg: AlgorithmConfig, impl: str = "reference") -> LossFn:
     """The configured loss with its coefficients bound:
-    f(logp, old_logp, adv, mask, *, ref_logp, entropy, forced, opener_prob) -> (loss, metrics)."""
+    f(logp, old_logp, adv, mask, *, ref_logp, entropy, forced, opener_prob) -> (loss, metrics).
+
+    impl ('reference' | 'fused', `kernels.policy_loss`) picks GRPO's and DeGRPO's loss
+    function; AdaptThink has only the reference one.
+    """
+    if impl not in POLICY_LOSS_IMPLS:
+        raise ValueError(f"policy_loss_fn: impl = {impl!r} is invalid: must be one of " + ", ".join(map(repr, POLICY_LOSS_IMPLS)))
     common = dict(clip_eps=cfg.clip_eps, kl_coef=cfg.kl_coef, kl_estimator=cfg.kl_estimator, entropy_coef=cfg.entropy_coef)
     if cfg.name == "degrpo":
-        return _ignoring_openers(functools.partial(degrpo_loss, alpha=cfg.alpha, response_norm=cfg.response_norm, **common))
+        degrpo = dict(alpha=cfg.alpha, response_norm=cfg.response_norm, **common)
+        if impl == "fused":
+            return _ignoring_openers(functools.partial(policy_loss, algorithm="degrpo", impl="fused", **degrpo))
+        return _ignoring_openers(functools.partial(degrpo_loss, **degrpo))
     if cfg.name == "grpo":
+        if impl == "fused":
+            return _ignoring_openers(functools.partial(policy_loss, algorithm="grpo", agg=cfg.agg, impl="fused", **common))
         return _ignoring_openers(functools.partial(grpo_loss, agg=cfg.agg, **common))
     if cfg.name == "adaptthink":
         return functools.partial(_adaptthink, cfg)
@@ -109,16 +125,18 @@ def rl_update(
     algorithm: AlgorithmConfig,
     rl: RLConfig,
     temperature: float,
+    loss_impl: str = "reference",
 ) -> dict[str, float]:
     """Take `rl.mini_batches` optimizer steps over `batch`; returns metrics averaged over them.
 
     old_logp, ref_logp: [B, T] response-aligned, from `score_batch`; old_logp None (only with
     one mini-batch) uses the update's own detached log-probs and adds `logprob_diff`, the mean
-    |trainer - rollout| log-prob gap over response tokens.
+    |trainer - rollout| log-prob gap over response tokens. loss_impl: `kernels.policy_loss`
+    ('reference' | 'fused'; see `policy_loss_fn`).
     """
     if old_logp is None and rl.mini_batches > 1:
         raise ValueError("rl_update: old_logp=None needs rl.mini_batches == 1 (the on-policy case).")
-    loss_fn = policy_loss_fn(algorithm)
+    loss_fn = policy_loss_fn(algorithm, loss_impl)
     want_entropy = algorithm.entropy_coef > 0
     totals: dict[str, float] = defaultdict(float)
     gap, gap_tokens = 0.0, 0.0

@@ -203,6 +203,7 @@ BAD_VALUES = [
     (ParallelConfig, {"tp": 2}, "parallel.backend=megatron"),
     (KernelsConfig, {"logprob": "triton"}, "kernels.logprob = 'triton' is invalid"),
     (KernelsConfig, {"chunk_tokens": -1}, "kernels.chunk_tokens = -1"),
+    (KernelsConfig, {"policy_loss": "triton"}, "kernels.policy_loss"),
     (CheckpointConfig, {"save_every": -1}, "checkpoint.save_every"),
     (CheckpointConfig, {"keep_last": -1}, "checkpoint.keep_last"),
     (CheckpointConfig, {"resume": ""}, "checkpoint.resume"),
