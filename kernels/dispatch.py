@@ -30,8 +30,8 @@ _TRITON_MODULE = "megathink.kernels.linear_logprob_triton"
 
 class KernelOps(NamedTuple):
     row_stats: Callable  # (hidden, weight, targets, *, vocab_start, temperature, entropy, chunk_tokens) -> RowStats
-    dlogits: Callable  # (hidden, weight, targets, lse, entropy, g, g_ent, *, vocab_start, temperature, out) -> [C, V]
-    chunk_tokens: Callable[[int, torch.dtype], int]  # default backward chunk for (vocab, dtype)
+    dlogits: Callable  # (hidden, weight, targets, lse, entropy, g, g_ent, *, vocab_start, temperature, out) -> [N, w]
+    chunk_tokens: Callable[[int, torch.dtype], int]  # default tile buffer (in tokens of V logits) for (vocab, dtype)
     fused: bool
 
 

@@ -10,11 +10,13 @@ are never stored, in the forward or the backward:
 
 * forward: the implementation's `row_stats` reduces every token to (lse, mu, target logit)
   (`row_stats.py`); the vocab-parallel variant merges those across its TP group here;
-* backward: tokens are taken `chunk_tokens` at a time; the implementation recomputes the
-  chunk's logits and returns `d loss / d logits` `[C, V]`, then two matmuls give the chunk's
-  `grad_hidden = dlogits @ W` and add `dlogits^T @ h` to `grad_weight` (accumulated in fp32
-  when the weight is bf16/fp16 and there is more than one chunk). The vocab-parallel variant
-  all-reduces grad_hidden over the group.
+* backward (`tiled_gradients`): the vocabulary is taken a tile `W[a:b]` at a time (`tiles.py`:
+  the tile's `[N, b - a]` buffer holds as many elements as a `[chunk_tokens, V]` one); the
+  implementation recomputes the logits of every token over the tile and returns
+  `d loss / d logits` for it, then `grad_weight[a:b] = dlogits^T @ h` is written once (one
+  matmul over all N tokens: no `[V, H]` accumulator and, for bf16/fp16 weights, one rounding)
+  and `grad_hidden += dlogits @ W[a:b]` (an fp32 `[N, H]` accumulator for bf16/fp16). The
+  vocab-parallel variant all-reduces grad_hidden over the group.
 
 The saved state is hidden, weight, targets and two floats per token. `impl` picks the
 implementation (`dispatch.py`): 'fused' (Triton, `linear_logprob_triton.py`), 'chunked'
@@ -32,6 +34,7 @@ import torch
 from megathink.kernels.dispatch import KernelOps, kernel_ops, resolve_impl
 from megathink.kernels.linear_logprob_naive import naive_linear_logprob
 from megathink.kernels.row_stats import all_reduce_row_stats
+from megathink.kernels.tiles import tile_columns
 
 Result = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
 
@@ -60,8 +63,10 @@ def linear_logprob(
     """log p(targets) under softmax(hidden @ weight.T / temperature): `[N]` (and the entropy `[N]`).
 
     hidden: [N, H]; weight: [V, H] (the lm_head, same dtype); targets: [N] ids in [0, V) or < 0.
-    impl: 'auto' | 'fused' | 'chunked' | 'naive'; chunk_tokens: tokens per backward chunk
-    (default: 256 MiB of fp32 logits for 'chunked', 1 GiB in the input dtype for 'fused').
+    impl: 'auto' | 'fused' | 'chunked' | 'naive'; chunk_tokens: the size of the vocabulary-tile
+    buffer (`tiles.py`) in tokens' worth of full-vocabulary logits, `[N, w]` with
+    N w <= chunk_tokens V (default: 256 MiB of fp32 logits for 'chunked', 1 GiB in the input
+    dtype for 'fused').
     """
     check_inputs("linear_logprob", hidden, weight, targets, temperature, chunk_tokens)
     if targets.numel() and int(targets.max()) >= weight.shape[0]:
@@ -105,7 +110,7 @@ def check_inputs(
 
 
 class LinearLogprobFunction(torch.autograd.Function):
-    """Forward: row statistics (merged over the TP group if any); backward: chunked recompute."""
+    """Forward: row statistics (merged over the TP group if any); backward: recompute by vocabulary tile."""
 
     @staticmethod
     def forward(ctx, hidden, weight, targets, opts: LogprobOptions):  # type: ignore[override]
@@ -144,36 +149,72 @@ class LinearLogprobFunction(torch.autograd.Function):
         g_ent = None
         if grad_entropy is not None:
             g_ent = torch.where(valid, grad_entropy.to(lse.dtype), zero) / opts.temperature  # [N]
-
-        rows, vocab = hidden.shape[0], weight.shape[0]
-        chunk = max(1, min(opts.chunk_tokens or opts.ops.chunk_tokens(vocab, hidden.dtype), rows))
-        chunks = math.ceil(rows / chunk)
-        buf = torch.empty((chunk, vocab), dtype=weight.dtype if opts.ops.fused else lse.dtype, device=hidden.device)
-        grad_h = torch.empty_like(hidden) if need_h else None
-        grad_w = None
-        if need_w and chunks > 1:
-            grad_w = torch.zeros(weight.shape, dtype=torch.promote_types(weight.dtype, torch.float32), device=weight.device)
-        for start in range(0, rows, chunk):
-            stop = min(start + chunk, rows)
-            h = hidden[start:stop]  # [n, H]
-            dlogits = opts.ops.dlogits(
-                h, weight, targets[start:stop], lse[start:stop],
-                entropy[start:stop] if g_ent is not None else None, g[start:stop],
-                g_ent[start:stop] if g_ent is not None else None,
-                vocab_start=opts.vocab_start, temperature=opts.temperature, out=buf[: stop - start],
-            ).to(weight.dtype)  # [n, V]
-            if need_h:
-                torch.mm(dlogits, weight, out=grad_h[start:stop])
-            if need_w and chunks == 1:
-                grad_w = torch.mm(dlogits.t(), h)
-            elif need_w and grad_w.dtype == weight.dtype:
-                grad_w.addmm_(dlogits.t(), h)
-            elif need_w:
-                grad_w.add_(torch.mm(dlogits.t(), h))
+        grad_h, grad_w = tiled_gradients(
+            hidden, weight, targets, lse, entropy if g_ent is not None else None, g, g_ent, opts,
+            need_h=need_h, need_w=need_w,
+        )
         if need_h and opts.distributed and opts.reduce_hidden_grad:
             import torch.distributed as dist
 
             dist.all_reduce(grad_h, group=opts.group)
-        if grad_w is not None:
-            grad_w = grad_w.to(weight.dtype)
         return grad_h, grad_w, None, None
+
+
+def tiled_gradients(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    lse: torch.Tensor,
+    entropy: Optional[torch.Tensor],
+    g: torch.Tensor,
+    g_ent: Optional[torch.Tensor],
+    opts: LogprobOptions,
+    *,
+    need_h: bool,
+    need_w: bool,
+) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """grad_hidden `[N, H]` and grad_weight `[V, H]`, one vocabulary tile `W[a:b]` at a time.
+
+    For every tile the implementation recomputes the logits of all N tokens over its columns
+    and turns them into `dlogits [N, b - a]`; then `grad_weight[a:b] = dlogits^T @ hidden` is
+    written once (a matmul over all N tokens: no `[V, H]` accumulator, and for bf16 weights one
+    rounding) and `grad_hidden += dlogits @ W[a:b]` (fp32 `[N, H]` accumulator for bf16/fp16).
+    g, g_ent: `[N]` upstream gradients already divided by T and 0 on ignored rows.
+    """
+    rows, vocab = hidden.shape[0], weight.shape[0]
+    acc = torch.promote_types(weight.dtype, torch.float32)
+    if rows == 0:
+        zero_h = torch.zeros_like(hidden) if need_h else None
+        return zero_h, torch.zeros_like(weight) if need_w else None
+    chunk = opts.chunk_tokens or opts.ops.chunk_tokens(vocab, hidden.dtype)
+    width = tile_columns(rows, vocab, chunk)
+    buf_dtype = weight.dtype if opts.ops.fused else lse.dtype
+    buf = torch.empty(rows * width, dtype=buf_dtype, device=hidden.device)  # one [N, w] tile at a time
+    grad_w = torch.empty_like(weight) if need_w else None
+    grad_h = torch.empty((rows, hidden.shape[1]), dtype=acc, device=hidden.device) if need_h else None
+    for start in range(0, vocab, width):
+        stop = min(start + width, vocab)
+        w_tile = weight[start:stop]  # [w, H]
+        dlogits = opts.ops.dlogits(
+            hidden, w_tile, targets, lse, entropy, g, g_ent, vocab_start=opts.vocab_start + start,
+            temperature=opts.temperature, out=buf[: rows * (stop - start)].view(rows, stop - start),
+        ).to(weight.dtype)  # [N, w]
+        if need_w:
+            torch.mm(dlogits.t(), hidden, out=grad_w[start:stop])
+        if need_h:
+            _accumulate(grad_h, dlogits, w_tile, first=start == 0)
+    return (None if grad_h is None else grad_h.to(hidden.dtype)), grad_w
+
+
+def _accumulate(grad_h: torch.Tensor, dlogits: torch.Tensor, w_tile: torch.Tensor, *, first: bool) -> None:
+    """grad_h [N, H] (+)= dlogits [N, w] @ w_tile [w, H]; grad_h may be wider (fp32) than the operands."""
+    if grad_h.dtype != dlogits.dtype:
+        part = torch.mm(dlogits, w_tile)  # [N, H] in the input dtype
+        if first:
+            grad_h.copy_(part)
+        else:
+            grad_h.add_(part)
+    elif first:
+        torch.mm(dlogits, w_tile, out=grad_h)
+    else:
+        grad_h.addmm_(dlogits, w_tile)

@@ -3,14 +3,16 @@
 Two functions, the same two the fused Triton module provides, so `linear_logprob.py` drives
 either one:
 
-* `chunked_row_stats(hidden [N, H], weight [V, H], targets [N]) -> RowStats` walks the tokens
-  `chunk_tokens` rows at a time: one matmul gives the chunk's logits `[C, V]`, reduced at
-  once to `lse`, `mu` (entropy only) and the target logit. The buffers are reused from chunk
-  to chunk and updated in place, so at most two `[C, V]` buffers in the accumulation dtype
-  (fp32, or fp64 for fp64 inputs) exist at a time, plus the matmul's own `[C, V]` output when
-  the inputs are bf16/fp16.
-* `chunked_dlogits(...)` recomputes one chunk's logits for the backward and turns them, in
-  place, into `d loss / d logits` (`[C, V]`) from the saved `lse` and entropy and the
+* `chunked_row_stats(hidden [N, H], weight [V, H], targets [N]) -> RowStats` walks the
+  vocabulary a tile at a time (`tiles.py`: `[N, w]` holds `chunk_tokens * V` elements): one
+  matmul gives every token's logits over the tile, reduced at once to the tile's `lse`, `mu`
+  (entropy only) and target logit, which merge exactly into the running statistics
+  (`row_stats.merge_row_stats`). The buffers are reused from tile to tile and updated in
+  place, so at most two tile buffers in the accumulation dtype (fp32, or fp64 for fp64
+  inputs) exist at a time, plus the matmul's own output when the inputs are bf16/fp16.
+* `chunked_dlogits(...)` recomputes the logits of the rows and columns it is given (the
+  backward passes every token and one vocabulary tile, `linear_logprob.tiled_gradients`) and
+  turns them, in place, into `d loss / d logits` from the saved `lse` and entropy and the
   per-token upstream gradients.
 
 The logits matmul runs in the input dtype and is then cast up, exactly like the naive path's
@@ -23,10 +25,12 @@ from typing import Optional
 
 import torch
 
-from megathink.kernels.row_stats import RowStats
+from megathink.kernels.row_stats import RowStats, merge_row_stats
+from megathink.kernels.tiles import tile_columns
 
 DEFAULT_CHUNK_BYTES = 1 << 28
-"""Default size of one `[C, V]` fp32 buffer of the chunked path (256 MiB): C = this / (4 V)."""
+"""Default size of one fp32 tile buffer of the chunked path (256 MiB): C = this / (4 V) tokens'
+worth of full-vocabulary logits."""
 
 
 def default_chunk_tokens(vocab: int) -> int:
@@ -64,33 +68,57 @@ def chunked_row_stats(
     entropy: bool,
     chunk_tokens: Optional[int] = None,
 ) -> RowStats:
-    """`RowStats` `[N]` of the columns `weight` holds (ids `vocab_start ...`), chunk by chunk."""
+    """`RowStats` `[N]` of the columns `weight` holds (ids `vocab_start ...`), a vocabulary tile
+    (`tiles.py`) at a time, each tile's statistics merged into the running ones."""
     rows, vocab = hidden.shape[0], weight.shape[0]
     acc = torch.promote_types(hidden.dtype, torch.float32)
-    chunk = min(chunk_tokens or default_chunk_tokens(vocab), max(rows, 1))
-    lse = torch.empty(rows, dtype=acc, device=hidden.device)  # [N]
-    mu = torch.empty(rows, dtype=acc, device=hidden.device) if entropy else None  # [N]
-    picked = torch.empty(rows, dtype=acc, device=hidden.device)  # [N]
-    columns, inside = target_columns(targets, vocab_start, vocab)  # [N] each
-    buf = torch.empty((chunk, vocab), dtype=acc, device=hidden.device)  # [C, V]
-    exp_buf = torch.empty_like(buf) if entropy else None  # [C, V]
-    for start in range(0, rows, chunk):
-        stop = min(start + chunk, rows)
-        n = stop - start
-        z = _logits(hidden[start:stop], weight, temperature, buf[:n])  # [n, V]
-        top = z.amax(dim=1)  # [n]
-        pick = z.gather(1, columns[start:stop, None]).squeeze(1)  # [n]
-        picked[start:stop] = torch.where(inside[start:stop], pick, torch.zeros_like(pick))
-        z.sub_(top[:, None])  # z - max
-        if entropy:
-            e = torch.exp(z, out=exp_buf[:n])  # [n, V]
-            total = e.sum(dim=1)
-            shifted_mean = e.mul_(z).sum(dim=1) / total  # sum p (z - max)
-            mu[start:stop] = top + shifted_mean
-        else:
-            total = z.exp_().sum(dim=1)
-        lse[start:stop] = top + torch.log(total)
-    return RowStats(lse=lse, mu=mu, picked=picked)
+    width = tile_columns(rows, vocab, chunk_tokens or default_chunk_tokens(vocab))
+    buf = torch.empty(rows * width, dtype=acc, device=hidden.device)  # one [N, w] tile
+    exp_buf = torch.empty_like(buf) if entropy else None
+    stats: Optional[RowStats] = None
+    for start in range(0, vocab, width):
+        stop = min(start + width, vocab)
+        shape = (rows, stop - start)
+        tile = _tile_stats(
+            hidden, weight[start:stop], targets, vocab_start=vocab_start + start, temperature=temperature,
+            buf=buf[: rows * shape[1]].view(shape), exp_buf=None if exp_buf is None else exp_buf[: rows * shape[1]].view(shape),
+        )
+        stats = tile if stats is None else _merge(stats, tile)
+    return stats
+
+
+def _tile_stats(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    vocab_start: int,
+    temperature: float,
+    buf: torch.Tensor,
+    exp_buf: Optional[torch.Tensor],
+) -> RowStats:
+    """`RowStats` `[N]` of one tile `weight [w, H]`, its logits computed into `buf [N, w]` (and
+    `exp_buf [N, w]` for the entropy) and reduced in place."""
+    columns, inside = target_columns(targets, vocab_start, weight.shape[0])  # [N] each
+    z = _logits(hidden, weight, temperature, buf)  # [N, w]
+    top = z.amax(dim=1)  # [N]
+    pick = z.gather(1, columns[:, None]).squeeze(1)  # [N]
+    picked = torch.where(inside, pick, torch.zeros_like(pick))
+    z.sub_(top[:, None])  # z - max
+    mu = None
+    if exp_buf is not None:
+        e = torch.exp(z, out=exp_buf)  # [N, w]
+        total = e.sum(dim=1)
+        mu = top + e.mul_(z).sum(dim=1) / total  # max + sum p (z - max)
+    else:
+        total = z.exp_().sum(dim=1)
+    return RowStats(lse=top + torch.log(total), mu=mu, picked=picked)
+
+
+def _merge(a: RowStats, b: RowStats) -> RowStats:
+    """The statistics `[N]` of two disjoint column slices, merged (`row_stats.merge_row_stats`)."""
+    mu = None if a.mu is None else torch.stack([a.mu, b.mu])
+    return merge_row_stats(RowStats(lse=torch.stack([a.lse, b.lse]), mu=mu, picked=torch.stack([a.picked, b.picked])))
 
 
 def chunked_dlogits(
@@ -106,7 +134,8 @@ def chunked_dlogits(
     temperature: float,
     out: torch.Tensor,
 ) -> torch.Tensor:
-    """`d loss / d logits` of one chunk, `[C, V]` in the accumulation dtype, written into `out`.
+    """`d loss / d logits` `[C, V]` of `hidden [C, H]` over the columns of `weight [V, H]` (ids
+    from `vocab_start`), in the accumulation dtype, written into `out`.
 
     With z = logits / T, p = softmax(z), log p = z - lse and the per-token upstream gradients
     g (of log p(y)) and g_H (of the entropy H = lse - sum p z):

@@ -24,7 +24,9 @@ def naive_linear_logprob(
 ) -> Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     """log p(targets) (and the entropy) under softmax(hidden @ weight.T / temperature), `[N]`."""
     acc = torch.promote_types(hidden.dtype, torch.float32)
-    logits = (hidden @ weight.t()).to(acc) / temperature  # [N, V]
+    logits = (hidden @ weight.t()).to(acc)  # [N, V]
+    if temperature != 1.0:  # dividing by 1 would only add a pass (and a buffer) over [N, V]
+        logits = logits / temperature
     log_p = torch.log_softmax(logits, dim=-1)  # [N, V]
     valid = targets >= 0  # [N]
     picked = log_p.gather(1, targets.clamp(min=0).long()[:, None]).squeeze(1)  # [N]

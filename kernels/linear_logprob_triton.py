@@ -10,16 +10,17 @@ so megathink imports without triton. The same two functions as the chunked torch
   sum of exponentials, entropy accumulator `sum e^(z - m) (z - m)` (rescaled whenever the
   max moves) and the target logit. The logits never reach global memory; each split writes
   three floats per token, and the splits merge with `row_stats.merge_row_stats`.
-* `fused_dlogits(...)` (the backward, one token chunk at a time): each program recomputes one
-  logits tile the same way and writes `d loss / d logits` for it, in the input dtype, into the
-  chunk's `[C, V]` buffer. The two gradient matmuls (`dlogits @ W` and `dlogits^T @ h`) then
-  run on cuBLAS in `linear_logprob.py`.
+* `fused_dlogits(...)` (the backward, one vocabulary tile of every token at a time, see
+  `linear_logprob.tiled_gradients`): each program recomputes one logits block the same way and
+  writes `d loss / d logits` for it, in the input dtype, into the tile's `[N, w]` buffer. The
+  two gradient matmuls (`dlogits @ W[tile]` and `dlogits^T @ h`) then run on cuBLAS in
+  `linear_logprob.py`.
 
 Departure from a fully fused backward (gradients accumulated inside the kernel): that needs
 fp32 atomic adds of `(BLOCK_N + BLOCK_V) * H` values per tile into grad_h and grad_W, about
 100 flops per byte of atomic traffic at 128 x 128 tiles, under an H100's compute/bandwidth
 ridge, so it would run memory-bound; recomputing per H block instead multiplies the logits
-matmul. The chunk buffer keeps the memory bound at `C * V` elements (C = `chunk_tokens`,
+matmul. The tile buffer keeps the memory bound at `C * V` elements (C = `chunk_tokens`,
 1 GiB by default) and the two gradient matmuls at tensor-core speed: 8 N H V flops in all.
 
 Interpreter (`TRITON_INTERPRET=1`, CPU tests): set it before this module is imported (the
@@ -55,7 +56,7 @@ INTERPRETING = _interpret_knob()
 FUSED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 DEFAULT_CHUNK_BYTES = 1 << 30
-"""Default size of the backward's `[C, V]` dlogits buffer (1 GiB in the input dtype)."""
+"""Default size of the backward's dlogits tile buffer (1 GiB in the input dtype)."""
 
 
 def default_chunk_tokens(vocab: int, dtype: torch.dtype, block_n: int) -> int:
@@ -249,7 +250,8 @@ def fused_dlogits(
     temperature: float,
     out: torch.Tensor,
 ) -> torch.Tensor:
-    """`d loss / d logits` of one chunk into `out [C, V]` (the input dtype); see chunked_dlogits."""
+    """`d loss / d logits` of `hidden [C, H]` over `weight [V, H]`'s columns into `out [C, V]`
+    (the input dtype, any row stride); see chunked_dlogits."""
     hidden, targets = hidden.contiguous(), targets.contiguous()
     rows, width = hidden.shape
     vocab = weight.shape[0]

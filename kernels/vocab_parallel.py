@@ -6,7 +6,7 @@ each rank reduces its shard's logits to per-token (lse, mu, target logit) with t
 fused implementation, and two all-reduces over the group (MAX of lse, then SUM of
 `[exp(lse_r - lse_max), target logit, exp(lse_r - lse_max) * mu_r]`) give every rank the
 full-vocabulary log-probs and entropies (`row_stats.all_reduce_row_stats`), whatever the
-number of tokens. Backward: every rank recomputes its own shard's logits chunk by chunk;
+number of tokens. Backward: every rank recomputes its own shard's logits tile by tile;
 the weight gradient stays local and the hidden-state gradient is all-reduced over the group.
 
 Departure from Megatron's `vocab_parallel_cross_entropy`: that takes the `[N, V_r]` logits of

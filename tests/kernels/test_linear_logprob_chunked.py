@@ -111,3 +111,40 @@ def test_input_errors() -> None:
         linear_logprob(hidden, weight, torch.tensor([0, 1, 9, 2]))
     with pytest.raises(ValueError, match="impl = 'cuda'"):
         linear_logprob(hidden, weight, targets, impl="cuda")
+
+
+def test_backward_tiles_bound_the_buffer_and_align() -> None:
+    """The backward's [N, w] vocabulary tile holds at most chunk_tokens * V elements, and tiles
+    wider than TILE_ALIGN columns are multiples of it."""
+    from megathink.kernels.tiles import TILE_ALIGN, tile_columns
+
+    assert tile_columns(rows=10, vocab=50, chunk_tokens=20) == 50  # everything fits: one tile
+    assert tile_columns(rows=23, vocab=41, chunk_tokens=7) == 12  # narrow tiles are not aligned
+    assert tile_columns(rows=10**6, vocab=41, chunk_tokens=1) == 1  # never below one column
+    for rows, vocab, chunk in ((2048, 151936, 441), (16384, 151936, 441), (3, 1000, 1), (4096, 32000, 7)):
+        width = tile_columns(rows=rows, vocab=vocab, chunk_tokens=chunk)
+        assert rows * width <= chunk * vocab and (width % TILE_ALIGN == 0 or width < TILE_ALIGN)
+    assert tile_columns(rows=2048, vocab=151936, chunk_tokens=441) == 32640
+
+
+def test_aligned_tiles_with_a_ragged_last_one_match_float64() -> None:
+    """V = 1000 over 3 tokens with chunk_tokens=1: tiles of 256, 256, 256 and 232 columns."""
+    hidden, weight, targets = problem(3, 8, 1000, seed=11, scale=2.0)
+    targets[1] = 999  # a target in the last, ragged tile
+    g, g_ent = torch.tensor([0.7, -1.2, 0.4]), torch.tensor([0.3, 0.5, -0.8])
+    expected = oracle(hidden, weight, targets, 0.9, g, g_ent)
+    got = run(linear_logprob, hidden, weight, targets, g, g_ent, temperature=0.9, impl="chunked", chunk_tokens=1)
+    for name, a, b in zip(("logp", "entropy", "grad_hidden", "grad_weight"), got, expected):
+        torch.testing.assert_close(a.double(), b, atol=2e-5, rtol=1e-4, msg=name)
+
+
+def test_only_one_input_needs_a_gradient() -> None:
+    hidden, weight, targets = problem(9, 6, 40, seed=12, ignored=(3,))
+    g = torch.randn(9, generator=torch.Generator().manual_seed(13))
+    _, _, gh, gw = oracle(hidden, weight, targets, 1.0, g, None)
+    h = hidden.clone().requires_grad_(True)
+    (linear_logprob(h, weight, targets, impl="chunked", chunk_tokens=2) * g).sum().backward()
+    torch.testing.assert_close(h.grad.double(), gh, atol=1e-5, rtol=1e-4)
+    w = weight.clone().requires_grad_(True)
+    (linear_logprob(hidden, w, targets, impl="chunked", chunk_tokens=2) * g).sum().backward()
+    torch.testing.assert_close(w.grad.double(), gw, atol=1e-5, rtol=1e-4)

@@ -76,13 +76,16 @@ def test_sft_step_is_the_same_with_every_implementation() -> None:
         backend = _with_impl(base, impl, chunk_tokens=7)
         opt = build_adamw(backend.named_parameters(), cfg)
         stats = sft_step(backend, _sft_batch(bundle), opt, build_scheduler(opt, cfg, 10), grad_clip=0.0, control=bundle.control)
-        out[impl] = (stats, backend.model.state_dict())
-    naive_stats, naive_state = out["naive"]
-    for impl, (stats, state) in out.items():
+        grads = {name: p.grad.clone() for name, p in backend.model.named_parameters()}
+        out[impl] = (stats, grads, backend.model.state_dict())
+    naive_stats, naive_grads, naive_state = out["naive"]
+    for impl, (stats, grads, state) in out.items():
         assert stats.loss == pytest.approx(naive_stats.loss, rel=1e-6), impl
         assert stats.grad_norm == pytest.approx(naive_stats.grad_norm, rel=1e-5), impl
-        for key in naive_state:
-            torch.testing.assert_close(state[key], naive_state[key], atol=1e-6, rtol=0, msg=f"{impl}: {key}")
+        for key in naive_grads:  # the step's gradients: equal to fp32 rounding
+            torch.testing.assert_close(grads[key], naive_grads[key], atol=1e-7, rtol=1e-5, msg=f"{impl}: grad {key}")
+        for key in naive_state:  # Adam's first step lr * g / (|g| + eps) is sensitive to that rounding for |g| ~ eps
+            torch.testing.assert_close(state[key], naive_state[key], atol=1e-5, rtol=0, msg=f"{impl}: {key}")
 
 
 @pytest.mark.parametrize("name", ["degrpo", "grpo"])
