@@ -1,4 +1,4 @@
-"""Test-wide settings: no network services, deterministic CPU math, quiet tokenizers."""
+"""Test-wide settings: no network services, deterministic CPU math, quiet tokenizers, Triton interpreted."""
 
 from __future__ import annotations
 
@@ -8,3 +8,7 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Triton kernels run through Triton's interpreter on CPU. The switch must be set before anything
+# imports triton, and any test module may import it indirectly (megathink.kernels comes in with
+# the backends), so it is set here, before collection, not only in tests/kernels/.
+os.environ.setdefault("TRITON_INTERPRET", "1")
