@@ -130,10 +130,11 @@ def _available_bytes() -> int:
 
 
 def _estimate(impl: str, n: int, hidden: int, vocab: int, chunk_tokens: int) -> int:
-    """Rough bytes a case needs (inputs, grads, logits buffers), to skip what cannot fit."""
+    """Rough bytes a case needs (inputs, grads, logits buffers), to skip what cannot fit. naive:
+    three fp32 [N, V] buffers at its peak (the measured slope, see RESULTS.md) and 10% slack."""
     fixed = 2 * 4 * vocab * hidden + 2 * 4 * n * hidden + GIB
     if impl == "naive":
-        return fixed + 4 * 4 * n * vocab
+        return fixed + int(3.3 * 4 * n * vocab)
     chunk = chunk_tokens or max(1, (1 << 28) // (4 * vocab))
     return fixed + 3 * 4 * min(chunk, n) * vocab
 
