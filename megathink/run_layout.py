@@ -22,3 +22,7 @@ and AdamW state, `megathink_model.json`, tokenizer files) that `megathink conver
 
 SCHEDULER_STATE = "scheduler.pt"
 """Inside a step checkpoint of the megatron backend: the learning-rate schedule's state."""
+
+MEGATRON_START_WEIGHTS = ".megatron-start"
+"""In a stage folder while a megatron job starts: rank 0's starting HF weights (safetensors and
+config.json) that every rank reads its slice from; removed once all ranks have loaded."""

@@ -28,7 +28,9 @@ class ParallelConfig:
     """Context-parallel size."""
 
     vpp: int = 1
-    """Virtual pipeline stages per pipeline rank (interleaved 1F1B); 1 disables interleaving."""
+    """Megatron backend: virtual pipeline stages (model chunks) per pipeline rank, for megatron's
+    interleaved 1F1B schedule (a smaller pipeline bubble for more p2p traffic); needs pp > 1 and
+    the layers to divide into pp * vpp chunks. 1 disables interleaving."""
 
     dp: int = 0
     """Data-parallel size; 0 derives it as world_size / (tp * pp * cp)."""
@@ -52,13 +54,12 @@ class ParallelConfig:
         if self.backend == "hf" and (self.fp8 or self.pack_sequences):
             name = "fp8" if self.fp8 else "pack_sequences"
             raise ConfigError(f"parallel.{name} = true is invalid with parallel.backend='hf': it is a megatron backend option.")
-        if self.backend == "megatron":
-            for name in ("cp", "vpp"):
-                if getattr(self, name) != 1:
-                    raise ConfigError(
-                        f"parallel.{name} = {getattr(self, name)} is not supported by megathink's megatron backend yet "
-                        "(context parallelism and interleaved pipelines need packed THD batches); use 1."
-                    )
+        if self.backend == "megatron" and self.cp != 1:
+            raise ConfigError(
+                f"parallel.cp = {self.cp} is not supported by megathink's megatron backend yet: megatron's context "
+                "parallelism runs in Transformer Engine's attention on THD-packed batches, which megathink does not "
+                "build yet; use parallel.cp=1 (and tp / pp to fit long sequences)."
+            )
         if self.backend == "hf":
             for name in ("tp", "pp", "cp", "vpp"):
                 if getattr(self, name) != 1:

@@ -1,11 +1,17 @@
 """The megatron backend as a stage's `Policy` (see policy.py), on every rank of a torchrun job.
 
-Start-up, on each rank: the HF model of `model_cfg` is built exactly as the HF backend builds it
-(random with the run's seed, or `model.path` with the control tokens fitted) on the CPU, its
-tensors are sliced into this rank's megatron GPTModel (`parallel.tp` x `parallel.pp`, the rest
-of the world data parallel), and rank 0 keeps the HF model as the sampler for rollouts and
-evaluation (moved to `trainer.device`); the other ranks drop it. Precision comes from
-`model.dtype` (fp32 / bf16), or fp8 with `parallel.fp8` (Transformer Engine).
+Start-up: rank 0 alone builds the HF model of `model_cfg` exactly as the HF backend builds it
+(random with the run's seed, or `model.path` with the control tokens fitted) on the CPU and
+writes its tensors and config to `<stage>/.megatron-start/` (one safetensors file). Every rank
+then reads its own slice from that file, tensor by tensor through memory maps
+(`weights_io.LazyHFTensors`), into its megatron GPTModel (`parallel.tp` x `parallel.pp`, the
+rest of the world data parallel; `parallel.vpp` model chunks per rank for the interleaved
+schedule), and rank 0 removes the file. So only rank 0 ever holds the full model (a 7B in bf16
+is 15 GB: eight ranks each building it would need 120 GB of host memory and read the
+checkpoint eight times). Rank 0 keeps the HF model as the sampler for rollouts and evaluation
+(moved to `trainer.device`). Precision comes from `model.dtype` (fp32 / bf16), or fp8 with
+`parallel.fp8` (Transformer Engine). The stage folder must be shared by the job's nodes, as
+the checkpoints already require.
 
 Step checkpoints hold `megatron/` (weights + AdamW state through dist_checkpointing, which
 reshards: a run saved at TP=2 resumes at PP=2, or on another data-parallel size) and
@@ -31,7 +37,7 @@ from megathink.config.run import RunConfig
 from megathink.data.types import TokenizerBundle
 from megathink.errors import ConfigError, DataError
 from megathink.models.hf_backend import HFBackend, build_hf_backend, resolve_device
-from megathink.run_layout import MEGATRON_STATE, SCHEDULER_STATE, STEP_WEIGHTS
+from megathink.run_layout import MEGATRON_START_WEIGHTS, MEGATRON_STATE, SCHEDULER_STATE, STEP_WEIGHTS
 from megathink.trainer.checkpoint import (
     LoadedCheckpoint,
     prune_checkpoints,
@@ -40,7 +46,7 @@ from megathink.trainer.checkpoint import (
     step_dir_name,
     write_step_files,
 )
-from megathink.trainer.ranks import barrier
+from megathink.trainer.ranks import barrier, process_rank
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +67,7 @@ def megatron_precision(cfg: RunConfig) -> str:
 
 class MegatronPolicy:
     def __init__(
-        self, backend: Any, sampler: Optional[HFBackend], hf_config: dict[str, Any], tokenizer: Any,
-        initial_state: dict[str, torch.Tensor], precision: str,
+        self, backend: Any, sampler: Optional[HFBackend], hf_config: dict[str, Any], tokenizer: Any, precision: str,
     ) -> None:
         self.backend = backend
         self.sampler = sampler
@@ -70,25 +75,25 @@ class MegatronPolicy:
         self.hf_config = hf_config
         self.tokenizer = tokenizer
         self.precision = precision
-        self._initial_state = initial_state  # the starting weights (HF names), for frozen_reference
 
     def refresh_sampler(self) -> None:
-        state = self.backend.export_hf_state()  # collective over the TP and PP groups
+        state = self.backend.export_hf_state()  # collective; the tensors land on rank 0 only
         if self.sampler is not None:
             self.sampler.load_state_dict(state)
 
     def frozen_reference(self) -> Any:
-        """A second GPTModel shard with the starting weights, never trained (the KL reference)."""
+        """A second copy of this rank's shard with the current weights, never trained (the KL
+        reference: the stage takes it before its first update, as `HFPolicy` does)."""
         from megathink.models.megatron.backend import MegatronBackend
-        from megathink.models.megatron.model import build_gpt_model
-        from megathink.models.megatron.weights_io import load_hf_into
+        from megathink.models.megatron.model import build_gpt_chunks
 
         b = self.backend
-        model, _ = build_gpt_model(b.spec, tp=b.info.tp, pp=b.info.pp, precision=self.precision)
-        load_hf_into(model, self._initial_state, b.spec, b.info)
-        model.eval().requires_grad_(False)
+        chunks, _ = build_gpt_chunks(b.spec, tp=b.info.tp, pp=b.info.pp, vpp=b.info.vpp, precision=self.precision)
+        for chunk, trained in zip(chunks, b.chunks, strict=True):
+            chunk.load_state_dict(trained.state_dict())
+            chunk.eval().requires_grad_(False)
         return MegatronBackend(
-            model, b.spec, b.info, pad_id=b.pad_id, logprob_impl=b.logprob_impl, chunk_tokens=b.chunk_tokens or 0, pack=b.pack
+            chunks, b.spec, b.info, pad_id=b.pad_id, logprob_impl=b.logprob_impl, chunk_tokens=b.chunk_tokens or 0, pack=b.pack
         )
 
     def save(
@@ -104,7 +109,7 @@ class MegatronPolicy:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         barrier()
-        save_model(self.backend.model, tmp / MEGATRON_STATE, info=self.backend.info, hf_config=self.hf_config, optimizer=optimizer)
+        save_model(self.backend.chunks, tmp / MEGATRON_STATE, info=self.backend.info, hf_config=self.hf_config, optimizer=optimizer)
         if self.main:
             self.tokenizer.save_pretrained(tmp / MEGATRON_STATE)  # so `megathink convert megatron-to-hf` can read it
             torch.save({"scheduler": scheduler.state_dict()}, tmp / SCHEDULER_STATE)
@@ -128,7 +133,7 @@ class MegatronPolicy:
                 f"checkpoint {path} has no {MEGATRON_STATE}/ folder{hint}: resume it with parallel.backend=hf, "
                 "or start a megatron run from its weights via model.path (its stage's hf/ folder)."
             )
-        load_model(self.backend.model, path / MEGATRON_STATE, optimizer=optimizer)
+        load_model(self.backend.chunks, path / MEGATRON_STATE, optimizer=optimizer)
         scheduler.load_state_dict(torch.load(path / SCHEDULER_STATE, weights_only=True)["scheduler"])
         data_state, trainer_state = read_step_files(path)
         self.refresh_sampler()
@@ -141,24 +146,22 @@ class MegatronPolicy:
         return out
 
 
-def build_megatron_policy(cfg: RunConfig, model_cfg: ModelConfig, bundle: TokenizerBundle) -> MegatronPolicy:
+def build_megatron_policy(cfg: RunConfig, model_cfg: ModelConfig, bundle: TokenizerBundle, work_dir: Path) -> MegatronPolicy:
     from megathink.models.megatron.backend import MegatronBackend
     from megathink.models.megatron.distributed import init_parallel
-    from megathink.models.megatron.gpt_spec import GPTSpec
-    from megathink.models.megatron.model import build_gpt_model
-    from megathink.models.megatron.weights_io import load_hf_into
+    from megathink.models.megatron.model import build_gpt_chunks
+    from megathink.models.megatron.weights_io import load_hf_into, read_hf_dir
 
     precision = megatron_precision(cfg)
-    # The HF model first, on the CPU, exactly as the HF backend builds it (same seed, same
-    # control-token rows); before the process group exists.
-    hf = build_hf_backend(model_cfg, bundle, device="cpu", seed=cfg.trainer.seed, kernels=cfg.kernels)
-    hf_config = hf.model.config.to_dict()
-    spec = GPTSpec.from_hf_config(hf_config)
-    initial = {name: tensor.detach().clone() for name, tensor in hf.state_dict().items()}
-    if spec.tied_embeddings:
-        initial.pop("lm_head.weight", None)
+    start_dir = Path(work_dir) / MEGATRON_START_WEIGHTS
+    hf: Optional[HFBackend] = None
+    if process_rank() == 0:  # before the process group exists, as the HF backend builds it
+        hf = build_hf_backend(model_cfg, bundle, device="cpu", seed=cfg.trainer.seed, kernels=cfg.kernels)
+        _write_start_weights(hf, start_dir)
     p = cfg.parallel
-    info = init_parallel(p.tp, p.pp, seed=cfg.trainer.seed)
+    info = init_parallel(p.tp, p.pp, vpp=p.vpp, seed=cfg.trainer.seed)
+    barrier()  # the start weights are written
+    spec, hf_config, tensors = read_hf_dir(start_dir)
     if p.dp and info.dp != p.dp:
         raise ConfigError(
             f"parallel.dp = {p.dp} is invalid with {info.world_size} processes at tp={p.tp}, pp={p.pp}: that leaves "
@@ -166,22 +169,45 @@ def build_megatron_policy(cfg: RunConfig, model_cfg: ModelConfig, bundle: Tokeni
         )
     if info.rank != 0:
         logging.getLogger("megathink").setLevel(logging.WARNING)  # one rank speaks
-    model, impl = build_gpt_model(spec, tp=p.tp, pp=p.pp, precision=precision)
+    chunks, impl = build_gpt_chunks(spec, tp=p.tp, pp=p.pp, vpp=p.vpp, precision=precision)
     if p.pack_sequences and impl.layers != "local":
         raise ConfigError(
             "parallel.pack_sequences = true is not supported with Transformer Engine layers yet (their packed "
             "format is THD with cu_seqlens, not a dense mask): set parallel.pack_sequences=false."
         )
-    load_hf_into(model, initial, spec, info)
+    load_hf_into(chunks, tensors, spec, info)
+    tensors.close()
+    barrier()  # every rank has its slice
+    if info.rank == 0:
+        shutil.rmtree(start_dir, ignore_errors=True)
     backend = MegatronBackend(
-        model, spec, info, pad_id=bundle.pad_id, logprob_impl=cfg.kernels.logprob, chunk_tokens=cfg.kernels.chunk_tokens,
+        chunks, spec, info, pad_id=bundle.pad_id, logprob_impl=cfg.kernels.logprob, chunk_tokens=cfg.kernels.chunk_tokens,
         pack=p.pack_sequences,
     )
     sampler: Optional[HFBackend] = None
-    if info.rank == 0:
+    if hf is not None:
         device = resolve_device(cfg.trainer.device)
         hf.model.to(device)
         hf.device = device
         sampler = hf
-    log.info("megatron policy: world %d = tp %d x pp %d x dp %d, %s", info.world_size, p.tp, p.pp, info.dp, precision)
-    return MegatronPolicy(backend, sampler, hf_config, bundle.tokenizer, initial, precision)
+    log.info("megatron policy: world %d = tp %d x pp %d (vpp %d) x dp %d, %s", info.world_size, p.tp, p.pp, p.vpp, info.dp, precision)
+    return MegatronPolicy(backend, sampler, hf_config, bundle.tokenizer, precision)
+
+
+def _write_start_weights(hf: HFBackend, directory: Path) -> None:
+    """The HF model's tensors (a tied model's lm_head left out) and config.json, for every rank."""
+    import json
+
+    from safetensors.torch import save_file
+
+    config = hf.model.config.to_dict()
+    state = hf.state_dict()
+    if config.get("tie_word_embeddings"):
+        state.pop("lm_head.weight", None)
+    tmp = directory.with_name(directory.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(directory, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({name: tensor.detach().contiguous() for name, tensor in state.items()}, str(tmp / "model.safetensors"))
+    (tmp / "config.json").write_text(json.dumps(config, indent=2, default=str), encoding="utf-8")
+    tmp.rename(directory)

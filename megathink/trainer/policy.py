@@ -97,10 +97,12 @@ class HFPolicy:
         return self.backend.save_hf(directory, tokenizer)
 
 
-def build_policy(cfg: RunConfig, model_cfg: ModelConfig, bundle: TokenizerBundle) -> Policy:
-    """The stage's policy for `parallel.backend`, starting from `model_cfg` (random or `model.path`)."""
+def build_policy(cfg: RunConfig, model_cfg: ModelConfig, bundle: TokenizerBundle, work_dir: Path) -> Policy:
+    """The stage's policy for `parallel.backend`, starting from `model_cfg` (random or `model.path`).
+
+    work_dir: the stage folder (the megatron backend passes its starting weights through it)."""
     if cfg.parallel.backend == "megatron":
         from megathink.trainer.megatron_policy import build_megatron_policy
 
-        return build_megatron_policy(cfg, model_cfg, bundle)
+        return build_megatron_policy(cfg, model_cfg, bundle, work_dir)
     return HFPolicy(build_hf_backend(model_cfg, bundle, device=cfg.trainer.device, seed=cfg.trainer.seed, kernels=cfg.kernels))

@@ -98,7 +98,7 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
     if adaptthink:  # before loading the model: a missing Rbar_ref fails fast, naming the prompts
         rbar = load_reference_accuracy(reference_accuracy_file(cfg), train)
         opener = opener_ids(bundle, cfg.algorithm)
-    policy = build_policy(cfg, model_cfg, bundle)  # every rank of a megatron job holds its shard
+    policy = build_policy(cfg, model_cfg, bundle, out_dir)  # every rank of a megatron job holds its shard
     backend = policy.backend
     reference = policy.frozen_reference() if cfg.algorithm.kl_coef > 0 else None
     engine = (  # rank 0 samples (from the trained model, or the megatron run's HF copy); the others follow

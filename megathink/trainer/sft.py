@@ -91,7 +91,7 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
     bundle = load_tokenizer(cfg.tokenizer)
     train_records, eval_records, verify = _load_data(cfg)
     batches = build_sft_batches(cfg, bundle, train_records)  # in memory, or from data.sft_shards
-    policy = build_policy(cfg, cfg.model, bundle)  # every rank of a megatron job holds its shard
+    policy = build_policy(cfg, cfg.model, bundle, out_dir)  # every rank of a megatron job holds its shard
     backend = policy.backend
     optimizer = build_adamw(backend.named_parameters(), cfg.sft.optimizer)
     scheduler = build_scheduler(optimizer, cfg.sft.optimizer, cfg.sft.max_steps)

@@ -2,7 +2,8 @@
 
 Real megatron-core on 2 gloo processes: the CLI's SFT loss curve equals the HF backend's run of
 the same config (TP=2), a run saved at TP=2 resumes at PP=2 (sharded weights *and* AdamW state
-reshard) and continues exactly the uninterrupted trajectory, and the RL stage (rank 0 samples
+reshard) and continues exactly the uninterrupted trajectory, an interleaved run (PP=2 x VPP=2)
+matches too and resumes without interleaving, and the RL stage (rank 0 samples
 from its HF copy, all ranks update on packed rows) logs the same first step as the HF backend
 and writes its reports, checkpoints and HF folder once.
 """
@@ -77,6 +78,29 @@ def test_sft_under_torchrun_matches_hf_and_resumes_at_another_layout(tmp_path: P
     second = losses(parts / "sft" / "metrics.jsonl")
     for step in range(2, 7):
         assert second[step] == pytest.approx(got[step], rel=1e-5), step
+
+
+def test_interleaved_sft_matches_hf_and_resumes_without_interleaving(tmp_path: Path) -> None:
+    """parallel.pp=2 x parallel.vpp=2 (two model chunks per rank, megatron's interleaved 1F1B) on a
+    4-layer model: stopped after one step, its checkpoint (chunks saved with global layer numbers,
+    AdamW state included) resumes at TP=2, and every step's loss is the HF backend's."""
+    four = ["model.num_layers=4"]
+    hf, parts = tmp_path / "hf", tmp_path / "parts"
+    megathink("sft", hf, *four)
+    want = losses(hf / "sft" / "metrics.jsonl")
+    started = megathink("sft", parts, *four, *MEGATRON, "parallel.pp=2", "parallel.vpp=2", "trainer.max_time_minutes=0.0001", nproc=2)
+    log = started.stderr + started.stdout
+    assert log.count("built random qwen2 model") == 1  # rank 0 alone builds the full model ...
+    assert not (parts / "sft" / ".megatron-start").exists()  # ... and removes the copy the ranks read
+    first = losses(parts / "sft" / "metrics.jsonl")
+    assert sorted(first) == [1] and first[1] == pytest.approx(want[1], rel=1e-5)
+    meta = json.loads((parts / "sft" / "checkpoints" / "step_00000001" / "megatron" / "megathink_model.json").read_text())
+    assert (meta["saved_pp"], meta["saved_vpp"]) == (2, 2)
+    megathink("sft", parts, *four, *MEGATRON, "parallel.tp=2", nproc=2)
+    got = losses(parts / "sft" / "metrics.jsonl")
+    assert sorted(got) == sorted(want)
+    for step, loss in want.items():
+        assert got[step] == pytest.approx(loss, rel=1e-5), step
 
 
 def test_rl_stage_under_torchrun_matches_hf_first_step(tmp_path: Path) -> None:

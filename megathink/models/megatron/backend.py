@@ -1,12 +1,13 @@
 """`MegatronBackend`: the policy as a sharded megatron GPTModel, behind the same seams as `HFBackend`.
 
-Every rank of a torchrun job holds one; they run the same trainer code in lock step:
+Every rank of a torchrun job holds one, around its GPTModel or, with vpp > 1, its model chunks
+(`model.as_chunks`); they run the same trainer code in lock step:
 
 - `run_micro_batches(micro_batches, loss_fn, ...)` (the seam of `models.micro_batches`): rows are
   aligned to column 0 (`forward.align_rows`) and every micro-batch is padded to one width, or,
   with `pack=True`, samples are packed several per row (`packing.py`), and
-  megatron's schedule runs them (1F1B across pipeline stages); with data parallelism each
-  replica runs every dp-th micro-batch (the losses are weighted parts of the whole batch's
+  megatron's schedule runs them (1F1B across pipeline stages, interleaved over the chunks with
+  vpp > 1); with data parallelism each replica runs every dp-th micro-batch (the losses are weighted parts of the whole batch's
   loss, so the replicas' gradients are summed). On the last stage the
   vocab-parallel log-probs are put back in the caller's columns and handed to the shared loss
   function; its metrics reach every rank (broadcast over the pipeline, gathered over the
@@ -15,8 +16,8 @@ Every rank of a torchrun job holds one; they run the same trainer code in lock s
 - `logprobs_and_entropy` / `logprobs`: a forward-only pass, the result on every rank.
 - `clip_grad_norm(max_norm)`: the global L2 norm over all shards (tensor-parallel duplicates
   counted once), summed over the model-parallel group, then every shard clipped.
-- `export_hf_state()`: full HF-named tensors (the streaming exporter), for rollout engines,
-  evaluation and `save_hf`.
+- `export_hf_state()`: full HF-named tensors on rank 0 (the streaming exporter), for rollout
+  engines, evaluation and `save_hf`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import torch.distributed as dist
 from megathink.models.megatron.distributed import ParallelInfo
 from megathink.models.megatron.forward import MicroBatch, align_rows, restore_columns, run_schedule
 from megathink.models.megatron.gpt_spec import GPTSpec
+from megathink.models.megatron.model import as_chunks
 from megathink.models.megatron.packing import count_rows, pack_rows, unpack_values
 from megathink.models.megatron.weights_io import iter_hf_buckets
 from megathink.models.micro_batches import MicroLoss, Scored
@@ -45,10 +47,12 @@ class MegatronBackend(ModuleBackend):
     ) -> None:
         from megathink.kernels import resolve_impl
 
-        super().__init__(model, next(model.parameters()).device)
+        self.chunks = as_chunks(model)  # [vpp] GPTModels, in virtual-stage order
+        device = next(self.chunks[0].parameters()).device
+        super().__init__(self.chunks[0] if len(self.chunks) == 1 else torch.nn.ModuleList(self.chunks), device)
         # kernels.logprob: 'naive' reduces the output layer's logits slice; 'chunked' / 'fused'
         # go from hidden states (megathink.kernels); 'fused' is refused without Triton + CUDA.
-        self.logprob_impl = logprob_impl if logprob_impl == "naive" else resolve_impl(logprob_impl, next(model.parameters()).device)
+        self.logprob_impl = logprob_impl if logprob_impl == "naive" else resolve_impl(logprob_impl, device)
         self.chunk_tokens = chunk_tokens or None
         self.spec = spec
         self.info = info
@@ -102,7 +106,7 @@ class MegatronBackend(ModuleBackend):
         if mine:
             with torch.no_grad() if forward_only else contextlib.nullcontext():
                 results = run_schedule(
-                    self.model, [prepared[i] for i in mine], schedule_loss, temperature=temperature,
+                    self.chunks, [prepared[i] for i in mine], schedule_loss, temperature=temperature,
                     vocab_size=self.spec.vocab_size, entropy=entropy, forward_only=forward_only,
                     logprob_impl=self.logprob_impl, chunk_tokens=self.chunk_tokens,
                 )
@@ -164,7 +168,8 @@ class MegatronBackend(ModuleBackend):
         from megatron.core import parallel_state
 
         if self.spec.tied_embeddings and self.info.pp > 1 and (self.info.first_stage or self.info.last_stage):
-            weight = self.model.shared_embedding_or_output_weight()
+            holder = self.chunks[0] if self.info.first_stage else self.chunks[-1]  # embedding / output layer
+            weight = holder.shared_embedding_or_output_weight()
             if weight.grad is not None:
                 dist.all_reduce(weight.grad, group=parallel_state.get_embedding_group())
         if self.info.dp > 1:  # each replica ran its share of the micro-batches: sum the shares
@@ -185,7 +190,7 @@ class MegatronBackend(ModuleBackend):
             counted = param_is_not_tensor_parallel_duplicate(param)
             shared_copy = (  # a tied embedding's last-stage copy: counted on the first stage only
                 self.spec.tied_embeddings and self.info.pp > 1 and self.info.last_stage
-                and param is self.model.shared_embedding_or_output_weight()
+                and param is self.chunks[-1].shared_embedding_or_output_weight()
             )
             if counted and not shared_copy:
                 squares += param.grad.detach().double().pow(2).sum().cpu()
@@ -200,8 +205,9 @@ class MegatronBackend(ModuleBackend):
 
     # -- weights out -----------------------------------------------------------------------------
     def export_hf_state(self, *, bucket_bytes: int = 512 * 2**20) -> dict[str, torch.Tensor]:
-        """Full HF-named tensors of the current weights (collective: every rank must call it)."""
+        """Full HF-named tensors of the current weights on rank 0, an empty dict on the other ranks
+        (collective: every rank must call it)."""
         out: dict[str, torch.Tensor] = {}
-        for bucket in iter_hf_buckets(self.model, self.spec, self.info, bucket_bytes=bucket_bytes):
+        for bucket in iter_hf_buckets(self.chunks, self.spec, self.info, bucket_bytes=bucket_bytes):
             out.update(bucket)
         return out

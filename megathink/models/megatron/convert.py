@@ -74,8 +74,7 @@ def _megatron_to_hf_worker(rank: int, port: int, ckpt: str, out: str, dtype: Opt
     from megathink.models.megatron.distributed import init_parallel, shutdown_parallel
     from megathink.models.megatron.gpt_spec import GPTSpec
     from megathink.models.megatron.model import build_gpt_model
-    from megathink.models.megatron.weight_map import megatron_to_hf
-    from megathink.models.megatron.weights_io import gather_shards, write_hf_dir
+    from megathink.models.megatron.weights_io import iter_hf_buckets, write_hf_dir
 
     info = init_parallel(1, 1)
     try:
@@ -83,7 +82,7 @@ def _megatron_to_hf_worker(rank: int, port: int, ckpt: str, out: str, dtype: Opt
         spec = GPTSpec.from_hf_config(meta["hf_config"])
         model, _ = build_gpt_model(spec, tp=1, pp=1)
         load_model(model, ckpt)
-        tensors = megatron_to_hf(gather_shards(model, info), spec)
+        tensors = {name: tensor for bucket in iter_hf_buckets(model, spec, info) for name, tensor in bucket}
         if dtype is not None:
             tensors = {name: t.to(getattr(torch, dtype)) for name, t in tensors.items()}
         config: dict[str, Any] = dict(meta["hf_config"])

@@ -9,7 +9,9 @@ a half-written checkpoint under the final name. Beside the shards: `megathink_mo
 
 `load_model(model, directory)` fills this rank's model from a checkpoint saved at any layout:
 dist_checkpointing reshards (the vocabulary padding does not depend on TP, see
-`GPTSpec.padded_vocab`). `read_model_meta(directory)` returns the json beside the shards.
+`GPTSpec.padded_vocab`). `model` is a GPTModel or, with vpp > 1, this rank's model chunks;
+the sharded tensors carry global layer numbers, so a checkpoint saved with interleaving loads
+without it and back. `read_model_meta(directory)` returns the json beside the shards.
 
 Training checkpoints pass `optimizer=` to both: the AdamW state is saved as sharded tensors
 beside the weights (`optimizer_state.py`) and reshards on load the same way, so a run saved at
@@ -33,6 +35,7 @@ import torch.distributed as dist
 
 from megathink.errors import DataError, MissingPathError
 from megathink.models.megatron.distributed import ParallelInfo
+from megathink.models.megatron.model import as_chunks
 from megathink.models.megatron.optimizer_state import optimizer_meta, restore_optimizer, sharded_optimizer_state
 
 META_FILE = "megathink_model.json"
@@ -71,13 +74,13 @@ def save_model(
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     _barrier()
-    state: dict[str, Any] = {"model": model.sharded_state_dict()}
+    state: dict[str, Any] = {"model": _sharded_model_state(model)}
     if optimizer is not None:
         state["optimizer"] = sharded_optimizer_state(model, optimizer, state["model"])
     dist_checkpointing.save(state, str(tmp))
     _barrier()
     if info.rank == 0:
-        meta = {"hf_config": dict(hf_config), "saved_tp": info.tp, "saved_pp": info.pp}
+        meta = {"hf_config": dict(hf_config), "saved_tp": info.tp, "saved_pp": info.pp, "saved_vpp": info.vpp}
         if optimizer is not None:
             meta["optimizer"] = optimizer_meta(optimizer)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -88,6 +91,14 @@ def save_model(
         os.replace(tmp, final)
     _barrier()
     return final
+
+
+def _sharded_model_state(model: Any) -> dict[str, Any]:
+    """The sharded state dict of this rank's chunks ({'chunk<i>': ...} with several)."""
+    chunks = as_chunks(model)
+    if len(chunks) == 1:
+        return chunks[0].sharded_state_dict()
+    return {f"chunk{i}": chunk.sharded_state_dict() for i, chunk in enumerate(chunks)}
 
 
 def read_model_meta(directory: str | os.PathLike[str]) -> dict[str, Any]:
@@ -111,17 +122,19 @@ def load_model(model: Any, directory: str | os.PathLike[str], *, optimizer: Opti
             f"checkpoint {directory} holds weights only (no optimizer state): resume from a training "
             "checkpoint, or start a new run from it with model.path after `megathink convert megatron-to-hf`."
         )
-    request: dict[str, Any] = {"model": model.sharded_state_dict()}
+    request: dict[str, Any] = {"model": _sharded_model_state(model)}
     if optimizer is not None:
         request["optimizer"] = sharded_optimizer_state(model, optimizer, request["model"])
     loaded = dist_checkpointing.load(request, str(directory))
     if optimizer is not None:
         restore_optimizer(optimizer, loaded["optimizer"], meta["optimizer"])
-    missing, unexpected = model.load_state_dict(loaded["model"], strict=False)
-    missing = [name for name in missing if not name.endswith("_extra_state")]
-    if missing or unexpected:
-        name = (missing or unexpected)[0]
-        raise DataError(f"checkpoint {directory}: tensor {name!r} is {'missing' if missing else 'unexpected'}.")
+    chunks = as_chunks(model)
+    for i, chunk in enumerate(chunks):
+        missing, unexpected = chunk.load_state_dict(loaded["model"] if len(chunks) == 1 else loaded["model"][f"chunk{i}"], strict=False)
+        missing = [name for name in missing if not name.endswith("_extra_state")]
+        if missing or unexpected:
+            name = (missing or unexpected)[0]
+            raise DataError(f"checkpoint {directory}: tensor {name!r} is {'missing' if missing else 'unexpected'}.")
 
 
 def _barrier() -> None:

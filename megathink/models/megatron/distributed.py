@@ -1,10 +1,11 @@
 """Process group and megatron parallel state for this process, from the `parallel` config.
 
-`init_parallel(tp, pp, seed=)` joins the job's process group (torchrun's RANK / WORLD_SIZE /
-MASTER_ADDR / MASTER_PORT; a single process without them), NCCL with CUDA and gloo without
-(then the CPU compatibility layer goes on first), checks that the world size is a multiple
-of tp * pp (the rest is data parallel), initialises megatron's parallel state and seeds its
-RNG tracker. `ParallelInfo` says where this rank sits. `shutdown_parallel()` undoes it (tests
+`init_parallel(tp, pp, vpp=, seed=)` joins the job's process group (torchrun's RANK /
+WORLD_SIZE / MASTER_ADDR / MASTER_PORT; a single process without them), NCCL with CUDA and gloo
+without (then the CPU compatibility layer goes on first), checks that the world size is a
+multiple of tp * pp (the rest is data parallel), initialises megatron's parallel state (with
+`vpp` virtual stages per pipeline rank: the interleaved schedule) and seeds its RNG tracker.
+`ParallelInfo` says where this rank sits. `shutdown_parallel()` undoes it (tests
 and converters run several layouts in one process).
 """
 
@@ -31,6 +32,8 @@ class ParallelInfo:
     tp_rank: int
     pp_rank: int
     dp_rank: int
+    vpp: int = 1
+    """Model chunks on this rank (virtual pipeline stages); chunk c is virtual stage c * pp + pp_rank."""
 
     @property
     def first_stage(self) -> bool:
@@ -40,9 +43,20 @@ class ParallelInfo:
     def last_stage(self) -> bool:
         return self.pp_rank == self.pp - 1
 
+    @property
+    def virtual_stages(self) -> int:
+        """Pipeline stages of the whole model: pp * vpp (the weight map's stage count)."""
+        return self.pp * self.vpp
 
-def init_parallel(tp: int, pp: int, *, seed: int = 0, timeout_minutes: float = 30.0) -> ParallelInfo:
+    def virtual_stage(self, chunk: int) -> int:
+        """The virtual stage that model chunk `chunk` of this rank holds."""
+        return chunk * self.pp + self.pp_rank
+
+
+def init_parallel(tp: int, pp: int, *, vpp: int = 1, seed: int = 0, timeout_minutes: float = 30.0) -> ParallelInfo:
     """Join the process group (if not yet) and build megatron's TP / PP / DP groups."""
+    if vpp > 1 and pp == 1:
+        raise ConfigError(f"parallel.vpp = {vpp} is invalid: interleaving needs parallel.pp > 1.")
     cuda = torch.cuda.is_available()
     if not cuda:
         apply_cpu_compat()
@@ -66,7 +80,10 @@ def init_parallel(tp: int, pp: int, *, seed: int = 0, timeout_minutes: float = 3
         )
     if parallel_state.model_parallel_is_initialized():
         parallel_state.destroy_model_parallel()
-    parallel_state.initialize_model_parallel(tensor_model_parallel_size=tp, pipeline_model_parallel_size=pp)
+    parallel_state.initialize_model_parallel(
+        tensor_model_parallel_size=tp, pipeline_model_parallel_size=pp,
+        virtual_pipeline_model_parallel_size=vpp if vpp > 1 else None,
+    )
     tensor_parallel.model_parallel_cuda_manual_seed(seed)
     return ParallelInfo(
         rank=dist.get_rank(),
@@ -77,6 +94,7 @@ def init_parallel(tp: int, pp: int, *, seed: int = 0, timeout_minutes: float = 3
         tp_rank=parallel_state.get_tensor_model_parallel_rank(),
         pp_rank=parallel_state.get_pipeline_model_parallel_rank(),
         dp_rank=parallel_state.get_data_parallel_rank(),
+        vpp=vpp,
     )
 
 

@@ -17,10 +17,13 @@ With `logprob_impl` 'chunked' or 'fused' the output layer is bypassed and
 `kernels.vocab_parallel_linear_logprob` computes the same quantities from the final hidden
 states and the lm_head shard, without storing even the logits slice.
 
-`run_schedule` drives `get_forward_backward_func()` (no pipelining at pp = 1, 1F1B otherwise)
-over micro-batches of equal width; `loss_fn(micro_batch, logp, entropy)` runs on the last
-stage and returns (loss, metrics). Losses are used as given (`calculate_per_token_loss`, no
-division by the number of micro-batches): the caller weights them.
+`run_schedule` drives `get_forward_backward_func()` (no pipelining at pp = 1, 1F1B otherwise,
+interleaved 1F1B over the model chunks with vpp > 1) over micro-batches of equal width;
+`loss_fn(micro_batch, logp, entropy)` runs on the last stage and returns (loss, metrics).
+Losses are used as given (`calculate_per_token_loss`, no division by the number of
+micro-batches): the caller weights them. The interleaved schedule needs at least pp
+micro-batches: fewer are topped up with copies of the last one whose loss is zero and whose
+results are dropped (a forward-only scoring pass of one micro-batch costs pp of them).
 """
 
 from __future__ import annotations
@@ -125,6 +128,12 @@ def hidden_logprobs(
     return logp.reshape(b, s), None if ent is None else ent.reshape(b, s)
 
 
+def interleaved_group_size(count: int, pp: int) -> int:
+    """Micro-batches per virtual-stage group for the interleaved schedule (megatron needs the
+    group in [pp, count] and count % group == 0 or >= pp): pp when it divides `count`, else all."""
+    return pp if count % pp == 0 else count
+
+
 def run_schedule(
     model: Any,
     micro_batches: Sequence[MicroBatch],
@@ -144,14 +153,26 @@ def run_schedule(
     `vocab_parallel_logprobs` reduces it; 'chunked' / 'fused': the output layer is bypassed and
     `hidden_logprobs` takes the final hidden states and its weight (no logits stored).
     """
+    from megatron.core import parallel_state
     from megatron.core.pipeline_parallel import get_forward_backward_func
+
+    from megathink.models.megatron.model import as_chunks
 
     width = micro_batches[0].input_ids.shape[1]
     if any(mb.input_ids.shape != micro_batches[0].input_ids.shape for mb in micro_batches):
         raise ValueError("run_schedule: every micro-batch must have the same [b, S] shape (pad them to one width).")
-    config = model.config
+    chunks = as_chunks(model)
+    config = chunks[0].config  # one TransformerConfig shared by the chunks
     config.calculate_per_token_loss = True  # losses come weighted by the caller; no extra division
-    device = next(model.parameters()).device
+    device = next(chunks[0].parameters()).device
+    real = len(micro_batches)
+    scheduled = list(micro_batches)
+    if len(chunks) > 1:
+        pp = parallel_state.get_pipeline_model_parallel_world_size()
+        filler = micro_batches[-1]
+        scheduled += [MicroBatch(filler.input_ids, filler.position_ids, filler.lengths, {"filler": True},
+                                 filler.attention_mask)] * max(0, pp - real)
+        config.microbatch_group_size_per_vp_stage = interleaved_group_size(len(scheduled), pp)
 
     def forward_step(data_iterator: Any, chunk: Any) -> tuple[torch.Tensor, Callable[[torch.Tensor], Any]]:
         mb: MicroBatch = next(data_iterator)
@@ -159,6 +180,8 @@ def run_schedule(
         output = chunk(mb.input_ids.to(device), mb.position_ids.to(device), mask)  # last stage: [b, S, Vl]
 
         def loss_func(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+            if "filler" in mb.extras:  # a top-up micro-batch of the interleaved schedule: no loss
+                return logits.sum() * 0.0, torch.tensor(1, dtype=torch.int), {"filler": True}
             if logprob_impl != "naive":  # `logits` are the final hidden states [b, S, H] here
                 targets = mb.input_ids[:, 1:].to(logits.device)
                 logp, ent = hidden_logprobs(
@@ -181,7 +204,7 @@ def run_schedule(
         return output, loss_func
 
     head: dict[str, Any] = {}
-    output_layer = getattr(model, "output_layer", None)
+    output_layer = getattr(chunks[-1], "output_layer", None)
     bypass = logprob_impl != "naive" and output_layer is not None
 
     def hidden_through(input_: torch.Tensor, weight: Optional[torch.Tensor] = None, **_: Any) -> tuple[torch.Tensor, None]:
@@ -191,15 +214,16 @@ def run_schedule(
     if bypass:
         output_layer.forward = hidden_through
     try:
-        return get_forward_backward_func()(
+        results = get_forward_backward_func()(
             forward_step_func=forward_step,
-            data_iterator=iter(micro_batches),
-            model=[model],
-            num_microbatches=len(micro_batches),
+            data_iterator=[iter(scheduled) for _ in chunks] if len(chunks) > 1 else iter(scheduled),
+            model=chunks,
+            num_microbatches=len(scheduled),
             seq_length=width,
             micro_batch_size=micro_batches[0].input_ids.shape[0],
             forward_only=forward_only,
         )
+        return [r for r in results if not (isinstance(r, dict) and r.get("filler"))]
     finally:
         if bypass:
             del output_layer.forward  # back to the class's forward

@@ -83,7 +83,7 @@ class GPTSpec:
         multiple = VOCAB_MULTIPLE if VOCAB_MULTIPLE % tp == 0 else VOCAB_MULTIPLE * tp
         return -(-self.vocab_size // multiple) * multiple
 
-    def check_parallel(self, tp: int, pp: int) -> None:
+    def check_parallel(self, tp: int, pp: int, vpp: int = 1) -> None:
         """Refuse TP / PP sizes this model cannot be split into, naming the parallel field."""
         if self.num_kv_heads % tp or self.num_heads % tp:
             raise ConfigError(
@@ -94,3 +94,8 @@ class GPTSpec:
             raise ConfigError(f"parallel.tp = {tp} is invalid: the FFN size {self.ffn_hidden_size} must divide by it.")
         if self.num_layers % pp:
             raise ConfigError(f"parallel.pp = {pp} is invalid: the {self.num_layers} layers must divide by it.")
+        if self.num_layers % (pp * vpp):
+            raise ConfigError(
+                f"parallel.vpp = {vpp} is invalid: the {self.num_layers} layers must divide into pp * vpp = "
+                f"{pp * vpp} virtual stages; choose a vpp that divides {self.num_layers // pp}."
+            )

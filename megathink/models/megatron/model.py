@@ -1,11 +1,17 @@
 """Build this rank's megatron-core `GPTModel` (its pipeline stage, its tensor-parallel slice).
 
-`build_gpt_model(spec, tp=, pp=, precision=)` maps a `GPTSpec` onto a `TransformerConfig`
+`build_gpt_chunks(spec, tp=, pp=, vpp=, precision=)` maps a `GPTSpec` onto a `TransformerConfig`
 (RMSNorm, SwiGLU, RoPE with the model's theta, GQA groups, qkv bias, tied embeddings) and
 picks the fastest layer implementation present: Transformer Engine's layer spec when
 `transformer_engine` imports (fused norms + linears, FP8), else megatron-core's local spec
 (plain torch). `precision` is "fp32", "bf16" or "fp8"; fp8 needs Transformer Engine and fails
 fast naming it. `Implementations` says what was chosen; it is logged once per model.
+
+With `vpp` > 1 (the interleaved pipeline schedule) a rank holds `vpp` model chunks: chunk c
+is virtual stage c * pp + pp_rank, with layers [s L / (pp vpp), (s + 1) L / (pp vpp)); the
+embedding lives in chunk 0 of the first rank and the output layer in the last chunk of the
+last rank. `build_gpt_model` is the one-chunk case (vpp = 1) and returns the GPTModel itself.
+`as_chunks(model)` gives the list of chunks of either form, for code that takes both.
 
 On CPU (no CUDA) every fusion is off, weights are initialised on the CPU and the caller must
 have applied `cpu_compat.apply_cpu_compat()`. Parallel state must already be initialised.
@@ -58,7 +64,15 @@ def choose_implementations(precision: str) -> Implementations:
     return Implementations(layers="transformer_engine" if te else "local", precision=precision, cuda=torch.cuda.is_available())
 
 
-def transformer_config(spec: GPTSpec, *, tp: int, pp: int, impl: Implementations) -> Any:
+def as_chunks(model: Any) -> list[Any]:
+    """This rank's model chunks in virtual-stage order: a GPTModel is one chunk; a list or
+    `torch.nn.ModuleList` of GPTModels (vpp > 1) is several."""
+    if isinstance(model, (list, tuple, torch.nn.ModuleList)):
+        return list(model)
+    return [model]
+
+
+def transformer_config(spec: GPTSpec, *, tp: int, pp: int, impl: Implementations, vpp: int = 1) -> Any:
     from megatron.core.transformer.transformer_config import TransformerConfig
 
     on_gpu = impl.cuda
@@ -83,6 +97,7 @@ def transformer_config(spec: GPTSpec, *, tp: int, pp: int, impl: Implementations
         attention_dropout=0.0,
         tensor_model_parallel_size=tp,
         pipeline_model_parallel_size=pp,
+        virtual_pipeline_model_parallel_size=vpp if vpp > 1 else None,
         params_dtype=torch.bfloat16 if bf16 else torch.float32,
         bf16=bf16,
         pipeline_dtype=torch.bfloat16 if bf16 else torch.float32,
@@ -96,14 +111,16 @@ def transformer_config(spec: GPTSpec, *, tp: int, pp: int, impl: Implementations
     )
 
 
-def build_gpt_model(spec: GPTSpec, *, tp: int, pp: int, precision: str = "fp32") -> tuple[Any, Implementations]:
-    """(this rank's GPTModel, the implementations chosen)."""
+def build_gpt_chunks(
+    spec: GPTSpec, *, tp: int, pp: int, vpp: int = 1, precision: str = "fp32"
+) -> tuple[list[Any], Implementations]:
+    """(this rank's GPTModel chunks, one per virtual stage it holds; the implementations chosen)."""
     from megatron.core import parallel_state
     from megatron.core.models.gpt import GPTModel
 
-    spec.check_parallel(tp, pp)
+    spec.check_parallel(tp, pp, vpp)
     impl = choose_implementations(precision)
-    config = transformer_config(spec, tp=tp, pp=pp, impl=impl)
+    config = transformer_config(spec, tp=tp, pp=pp, impl=impl, vpp=vpp)
     if impl.layers == "transformer_engine":
         from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_with_transformer_engine_spec
 
@@ -112,18 +129,27 @@ def build_gpt_model(spec: GPTSpec, *, tp: int, pp: int, precision: str = "fp32")
         from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
 
         layer_spec = get_gpt_layer_local_spec(normalization="RMSNorm")
-    model = GPTModel(
-        config,
-        layer_spec,
-        vocab_size=spec.padded_vocab(tp),
-        max_sequence_length=spec.max_position_embeddings,
-        pre_process=parallel_state.is_pipeline_first_stage(),
-        post_process=parallel_state.is_pipeline_last_stage(),
-        share_embeddings_and_output_weights=spec.tied_embeddings,
-        position_embedding_type="rope",
-        rotary_base=int(spec.rope_theta) if float(spec.rope_theta).is_integer() else spec.rope_theta,
-    )
-    if impl.cuda:
-        model = model.cuda()
+    chunks = []
+    for chunk in range(vpp):
+        vp_stage = chunk if vpp > 1 else None
+        model = GPTModel(
+            config,
+            layer_spec,
+            vocab_size=spec.padded_vocab(tp),
+            max_sequence_length=spec.max_position_embeddings,
+            pre_process=parallel_state.is_pipeline_first_stage(ignore_virtual=vpp == 1, vp_stage=vp_stage),
+            post_process=parallel_state.is_pipeline_last_stage(ignore_virtual=vpp == 1, vp_stage=vp_stage),
+            share_embeddings_and_output_weights=spec.tied_embeddings,
+            position_embedding_type="rope",
+            rotary_base=int(spec.rope_theta) if float(spec.rope_theta).is_integer() else spec.rope_theta,
+            vp_stage=vp_stage,
+        )
+        chunks.append(model.cuda() if impl.cuda else model)
     log.info("%s; optimizer: torch AdamW on each rank's shards", impl.describe())
-    return model, impl
+    return chunks, impl
+
+
+def build_gpt_model(spec: GPTSpec, *, tp: int, pp: int, precision: str = "fp32") -> tuple[Any, Implementations]:
+    """(this rank's GPTModel, the implementations chosen): one chunk per rank (no interleaving)."""
+    chunks, impl = build_gpt_chunks(spec, tp=tp, pp=pp, precision=precision)
+    return chunks[0], impl

@@ -95,9 +95,8 @@ def hf_to_megatron(
     def row(t: torch.Tensor) -> torch.Tensor:
         return t.chunk(tp_size, dim=1)[tp_rank].clone()
 
-    embed = _take(hf, "model.embed_tokens.weight")
-    if first:
-        out["embedding.word_embeddings.weight"] = col(_pad_vocab(embed, padded))
+    if first:  # the embedding is read only by the stages that hold it (`hf` may read lazily)
+        out["embedding.word_embeddings.weight"] = col(_pad_vocab(_take(hf, "model.embed_tokens.weight"), padded))
     for local, layer in enumerate(stage_layers(spec, pp_rank, pp_size)):
         src, dst = f"model.layers.{layer}.", f"decoder.layers.{local}."
         attn = src + "self_attn."
@@ -114,8 +113,8 @@ def hf_to_megatron(
         out[dst + "mlp.linear_fc2.weight"] = row(_take(hf, src + "mlp.down_proj.weight"))
     if last:
         out["decoder.final_layernorm.weight"] = _take(hf, "model.norm.weight").clone()
-        head = embed if spec.tied_embeddings else _take(hf, "lm_head.weight")
-        if not spec.tied_embeddings or pp_size > 1:
+        if not spec.tied_embeddings or pp_size > 1:  # a tied model's last stage keeps its own copy
+            head = _take(hf, "model.embed_tokens.weight" if spec.tied_embeddings else "lm_head.weight")
             out["output_layer.weight"] = col(_pad_vocab(head, padded))
     unknown = sorted(set(hf) - hf_names(spec))  # other stages' tensors are someone else's, not unknown
     if unknown:
@@ -150,49 +149,56 @@ def megatron_to_hf(
 def iter_megatron_to_hf(
     shards: Sequence[Sequence[Mapping[str, torch.Tensor]]], spec: GPTSpec, *, te: bool = False
 ) -> Iterator[tuple[str, torch.Tensor]]:
-    """(HF name, full tensor) pairs, one at a time, from `shards[pp_rank][tp_rank]`."""
-    pp_size, tp_size = len(shards), len(shards[0])
-    names = _mc_layer_names(te)
-    used: list[set[str]] = [set() for _ in range(pp_size * tp_size)]
+    """(HF name, full tensor) pairs, one at a time, from `shards[pp_rank][tp_rank]`, in HF order."""
+    for stage, stage_shards in enumerate(shards):
+        yield from iter_stage_to_hf(stage_shards, spec, stage=stage, stages=len(shards), te=te)
 
-    def gather(pp: int, name: str, dim: int) -> torch.Tensor:
+
+def iter_stage_to_hf(
+    shards: Sequence[Mapping[str, torch.Tensor]], spec: GPTSpec, *, stage: int, stages: int, te: bool = False
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """(HF name, full tensor) pairs of one pipeline stage from its `shards[tp_rank]`: the embedding
+    (first stage), its layers, the final norm and lm_head (last stage). A tensor of the stage that
+    has no HF name is an error naming it; the streaming exporter calls this one stage at a time."""
+    tp_size = len(shards)
+    names = _mc_layer_names(te)
+    used: list[set[str]] = [set() for _ in range(tp_size)]
+
+    def gather(name: str, dim: int) -> torch.Tensor:
         parts = []
         for tp in range(tp_size):
-            shard = shards[pp][tp]
-            if name not in shard:
-                raise DataError(f"megatron tensor {name!r} is missing on pipeline stage {pp}, TP rank {tp}.")
-            used[pp * tp_size + tp].add(name)
-            parts.append(shard[name])
+            if name not in shards[tp]:
+                raise DataError(f"megatron tensor {name!r} is missing on pipeline stage {stage}, TP rank {tp}.")
+            used[tp].add(name)
+            parts.append(shards[tp][name])
         return torch.cat(parts, dim=dim) if dim >= 0 else parts[0]
 
-    yield "model.embed_tokens.weight", gather(0, "embedding.word_embeddings.weight", 0)[: spec.vocab_size].clone()
-    for pp in range(pp_size):
-        for local, layer in enumerate(stage_layers(spec, pp, pp_size)):
-            src, dst = f"decoder.layers.{local}.", f"model.layers.{layer}."
-            qkv = gather(pp, src + "self_attention.linear_qkv.weight", 0)  # whole KV groups per rank
-            for x, t in zip("qkv", _qkv_split(spec, qkv)):
-                yield f"{dst}self_attn.{x}_proj.weight", t.clone()
-            if spec.qkv_bias:
-                bias = gather(pp, src + "self_attention.linear_qkv.bias", 0)
-                for x, t in zip("qkv", _qkv_split(spec, bias)):
-                    yield f"{dst}self_attn.{x}_proj.bias", t.clone()
-            yield f"{dst}self_attn.o_proj.weight", gather(pp, src + "self_attention.linear_proj.weight", 1)
-            yield f"{dst}input_layernorm.weight", gather(pp, src + names["attn_norm"], -1).clone()
-            yield f"{dst}post_attention_layernorm.weight", gather(pp, src + names["mlp_norm"], -1).clone()
-            fc1 = [shards[pp][tp][src + "mlp.linear_fc1.weight"].chunk(2) for tp in range(tp_size)]
-            gather(pp, src + "mlp.linear_fc1.weight", 0)
-            yield f"{dst}mlp.gate_proj.weight", torch.cat([g for g, _ in fc1])
-            yield f"{dst}mlp.up_proj.weight", torch.cat([u for _, u in fc1])
-            yield f"{dst}mlp.down_proj.weight", gather(pp, src + "mlp.linear_fc2.weight", 1)
-    last = pp_size - 1
-    yield "model.norm.weight", gather(last, "decoder.final_layernorm.weight", -1).clone()
-    if not spec.tied_embeddings:
-        yield "lm_head.weight", gather(last, "output_layer.weight", 0)[: spec.vocab_size].clone()
-    elif pp_size > 1:
-        gather(last, "output_layer.weight", 0)
-    for pp in range(pp_size):
-        for tp in range(tp_size):
-            extra = sorted(n for n in shards[pp][tp] if n not in used[pp * tp_size + tp] and not n.endswith("_extra_state"))
-            if extra:
-                raise DataError(f"megatron tensor {extra[0]!r} (stage {pp}, TP rank {tp}) has no HF name: refusing to drop it.")
-
+    if stage == 0:
+        yield "model.embed_tokens.weight", gather("embedding.word_embeddings.weight", 0)[: spec.vocab_size].clone()
+    for local, layer in enumerate(stage_layers(spec, stage, stages)):
+        src, dst = f"decoder.layers.{local}.", f"model.layers.{layer}."
+        qkv = gather(src + "self_attention.linear_qkv.weight", 0)  # whole KV groups per rank
+        for x, t in zip("qkv", _qkv_split(spec, qkv)):
+            yield f"{dst}self_attn.{x}_proj.weight", t.clone()
+        if spec.qkv_bias:
+            bias = gather(src + "self_attention.linear_qkv.bias", 0)
+            for x, t in zip("qkv", _qkv_split(spec, bias)):
+                yield f"{dst}self_attn.{x}_proj.bias", t.clone()
+        yield f"{dst}self_attn.o_proj.weight", gather(src + "self_attention.linear_proj.weight", 1)
+        yield f"{dst}input_layernorm.weight", gather(src + names["attn_norm"], -1).clone()
+        yield f"{dst}post_attention_layernorm.weight", gather(src + names["mlp_norm"], -1).clone()
+        fc1 = [shards[tp][src + "mlp.linear_fc1.weight"].chunk(2) for tp in range(tp_size)]
+        gather(src + "mlp.linear_fc1.weight", 0)
+        yield f"{dst}mlp.gate_proj.weight", torch.cat([g for g, _ in fc1])
+        yield f"{dst}mlp.up_proj.weight", torch.cat([u for _, u in fc1])
+        yield f"{dst}mlp.down_proj.weight", gather(src + "mlp.linear_fc2.weight", 1)
+    if stage == stages - 1:
+        yield "model.norm.weight", gather("decoder.final_layernorm.weight", -1).clone()
+        if not spec.tied_embeddings:
+            yield "lm_head.weight", gather("output_layer.weight", 0)[: spec.vocab_size].clone()
+        elif stages > 1:
+            gather("output_layer.weight", 0)  # the tied copy: the same values as the embedding
+    for tp in range(tp_size):
+        extra = sorted(n for n in shards[tp] if n not in used[tp] and not n.endswith("_extra_state"))
+        if extra:
+            raise DataError(f"megatron tensor {extra[0]!r} (stage {stage}, TP rank {tp}) has no HF name: refusing to drop it.")

@@ -44,6 +44,13 @@ def hf_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {kind: make_hf_dir(kind, root / kind) for kind in ("qwen2", "llama")}
 
 
+@pytest.fixture(scope="session")
+def hf_dirs_4_layers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The same kinds with 4 layers: enough for pp=2 x vpp=2 interleaving."""
+    root = tmp_path_factory.mktemp("hf4")
+    return {kind: make_hf_dir(kind, root / kind, layers=4) for kind in ("qwen2", "llama")}
+
+
 def torchrun(script: str, nproc: int, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run `script` (a file next to this one) under torchrun on `nproc` CPU processes."""
     from megathink.models.megatron.distributed import free_port

@@ -1,8 +1,9 @@
 """torchrun worker for the megatron parity tests: HF tiny model -> megatron at (tp, pp) -> logits.
 
-Run as `torchrun --nproc-per-node N parity_worker.py HF_DIR TP PP OUT_JSON [CKPT]`. The weights
-come from HF_DIR, or from the megatron checkpoint CKPT when given (saved at any layout: the
-reshard test). The last stage writes the max |megatron - transformers| over the logits of the
+Run as `torchrun --nproc-per-node N parity_worker.py HF_DIR TP PP OUT_JSON [CKPT] [vpp=V]`. The
+weights come from HF_DIR, or from the megatron checkpoint CKPT when given (saved at any layout:
+the reshard test); `vpp=V` builds V model chunks per pipeline rank (interleaved schedule);
+`save=DIR` then writes the model as a megatron checkpoint at this layout. The last stage writes the max |megatron - transformers| over the logits of the
 real tokens.
 """
 
@@ -13,13 +14,16 @@ import torch
 
 from megathink.models.megatron.distributed import init_parallel, shutdown_parallel
 from megathink.models.megatron.forward import MicroBatch, align_rows, run_schedule
-from megathink.models.megatron.model import build_gpt_model
+from megathink.models.megatron.model import build_gpt_chunks
 from megathink.models.megatron.weights_io import load_hf_into, read_hf_dir
 
 
 def main() -> None:
-    hf_dir, tp, pp, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    ckpt = sys.argv[5] if len(sys.argv) > 5 else None
+    options = dict(a.split("=", 1) for a in sys.argv if a.startswith(("vpp=", "save=")))
+    vpp = int(options.get("vpp", "1"))
+    args = [a for a in sys.argv if not a.startswith(("vpp=", "save="))]
+    hf_dir, tp, pp, out = args[1], int(args[2]), int(args[3]), args[4]
+    ckpt = args[5] if len(args) > 5 else None
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(0, 64, (3, 9), generator=generator)
     mask = torch.ones_like(ids)
@@ -32,16 +36,17 @@ def main() -> None:
     ref = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
     with torch.no_grad():
         want = [ref(input_ids=ids[row][mask[row] == 1][None]).logits[0] for row in range(3)]  # [L, V] each
-    info = init_parallel(tp, pp, seed=0)
-    spec, _, hf = read_hf_dir(hf_dir)
-    model, _ = build_gpt_model(spec, tp=tp, pp=pp)
+    info = init_parallel(tp, pp, vpp=vpp, seed=0)
+    spec, config, hf = read_hf_dir(hf_dir)
+    model, _ = build_gpt_chunks(spec, tp=tp, pp=pp, vpp=vpp)
     if ckpt is None:
         load_hf_into(model, hf, spec, info)
     else:
         from megathink.models.megatron.dist_checkpoint import load_model
 
         load_model(model, ckpt)
-    model.eval()
+    for chunk in model:
+        chunk.eval()
     aligned, starts, lengths = align_rows(ids, mask)
     positions = torch.arange(ids.shape[1]).expand_as(ids)
     mb = MicroBatch(aligned, positions, lengths, extras={"keep_logits": True})
@@ -51,6 +56,10 @@ def main() -> None:
     if info.last_stage and info.tp_rank == 0:
         worst = max(float((mb.extras["logits"][row, : len(want[row])] - want[row]).abs().max()) for row in range(3))
         json.dump({"logits": worst}, open(out, "w"))
+    if "save" in options:
+        from megathink.models.megatron.dist_checkpoint import save_model
+
+        save_model(model, options["save"], info=info, hf_config=config, source_dir=hf_dir)
     shutdown_parallel()
 
 

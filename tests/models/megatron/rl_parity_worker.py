@@ -1,6 +1,6 @@
 """torchrun worker: the same DeGRPO updates on the HF backend and on megatron at (tp, pp).
 
-`rl_parity_worker.py TP PP OUT_JSON [IMPL [pack]]` (kernels.logprob of both backends, default chunked; `pack`: megatron packs samples into rows). One rollout batch is sampled (before the process group
+`rl_parity_worker.py TP PP OUT_JSON [IMPL [pack]] [vpp=V]` (kernels.logprob of both backends, default chunked; `pack`: megatron packs samples into rows; `vpp=V`: V model chunks per pipeline rank, interleaved schedule, with 2 V layers). One rollout batch is sampled (before the process group
 exists) from a random toy Qwen2 by the local engine; both backends then take two rollout steps
 over it from the same weights: a scoring pass for the old log-probs, 2 mini-batches of
 2 micro-batches each, DeGRPO with the entropy bonus. The last stage writes both metric rows.
@@ -17,7 +17,7 @@ from megathink.models import build_hf_backend
 from megathink.models.megatron.backend import MegatronBackend
 from megathink.models.megatron.distributed import init_parallel, shutdown_parallel
 from megathink.models.megatron.gpt_spec import GPTSpec
-from megathink.models.megatron.model import build_gpt_model
+from megathink.models.megatron.model import build_gpt_chunks
 from megathink.models.megatron.weights_io import load_hf_into
 from megathink.rollout.local_engine import LocalEngine
 from megathink.rollout.types import RolloutRequest, SamplingParams
@@ -26,7 +26,9 @@ from megathink.trainer.optim import build_adamw
 from megathink.trainer.rl_batch import build_rl_batch
 from megathink.trainer.rl_update import rl_update, score_batch
 
-SMALL = ModelConfig(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=64)
+VPP = int(next((a.split("=")[1] for a in sys.argv if a.startswith("vpp=")), "1"))
+sys.argv = [a for a in sys.argv if not a.startswith("vpp=")]
+SMALL = ModelConfig(hidden_size=32, num_layers=2 * VPP, num_heads=4, num_kv_heads=2, intermediate_size=64)
 OPT = OptimizerConfig(lr=1e-3, min_lr=1e-3, schedule="constant", warmup_ratio=0.0, grad_clip=1.0)
 RL = RLConfig(max_steps=2, prompts_per_step=4, mini_batches=2, micro_batch_size=4, optimizer=OPT)
 ALGO = AlgorithmConfig(name="degrpo", alpha=0.5, kl_coef=0.0, entropy_coef=1e-2)
@@ -60,8 +62,8 @@ if spec.tied_embeddings:
     initial.pop("lm_head.weight", None)
 reference = steps(hf, batch)
 
-info = init_parallel(tp, pp, seed=0)
-model, _ = build_gpt_model(spec, tp=tp, pp=pp)
+info = init_parallel(tp, pp, vpp=VPP, seed=0)
+model, _ = build_gpt_chunks(spec, tp=tp, pp=pp, vpp=VPP)
 load_hf_into(model, initial, spec, info)
 got = steps(MegatronBackend(model, spec, info, pad_id=bundle.pad_id, logprob_impl=impl, pack=sys.argv[5:] == ['pack']), batch)
 if info.last_stage and info.tp_rank == 0 and info.dp_rank == 0:

@@ -1,6 +1,6 @@
 """torchrun worker: the same SFT steps on the HF backend (in-process reference) and on megatron at (tp, pp).
 
-`sft_parity_worker.py TP PP STEPS OUT_JSON [IMPL [pack]]` (kernels.logprob of both backends, default chunked; `pack`: megatron packs samples into rows). Both start from the same random toy Qwen2 weights,
+`sft_parity_worker.py TP PP STEPS OUT_JSON [IMPL [pack]] [vpp=V]` (kernels.logprob of both backends, default chunked; `pack`: megatron packs samples into rows; `vpp=V`: V model chunks per pipeline rank, interleaved schedule, with 2 V layers). Both start from the same random toy Qwen2 weights,
 see the same batches (2 micro-batches per step) and use the same AdamW and schedule; the last
 stage writes both loss curves and grad norms.
 """
@@ -16,13 +16,15 @@ from megathink.models import build_hf_backend
 from megathink.models.megatron.backend import MegatronBackend
 from megathink.models.megatron.distributed import init_parallel, shutdown_parallel
 from megathink.models.megatron.gpt_spec import GPTSpec
-from megathink.models.megatron.model import build_gpt_model
+from megathink.models.megatron.model import build_gpt_chunks
 from megathink.models.megatron.weights_io import load_hf_into
 from megathink.trainer.lr_schedule import build_scheduler
 from megathink.trainer.optim import build_adamw
 from megathink.trainer.sft_step import sft_step
 
-SMALL = ModelConfig(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=64)
+VPP = int(next((a.split("=")[1] for a in sys.argv if a.startswith("vpp=")), "1"))
+sys.argv = [a for a in sys.argv if not a.startswith("vpp=")]
+SMALL = ModelConfig(hidden_size=32, num_layers=2 * VPP, num_heads=4, num_kv_heads=2, intermediate_size=64)
 OPT = OptimizerConfig(lr=3e-3, min_lr=3e-4, warmup_ratio=0.2, grad_clip=0.5)
 
 
@@ -54,8 +56,8 @@ if spec.tied_embeddings:
     initial.pop("lm_head.weight", None)
 reference = train(hf, data, steps)
 
-info = init_parallel(tp, pp, seed=0)
-model, _ = build_gpt_model(spec, tp=tp, pp=pp)
+info = init_parallel(tp, pp, vpp=VPP, seed=0)
+model, _ = build_gpt_chunks(spec, tp=tp, pp=pp, vpp=VPP)
 load_hf_into(model, initial, spec, info)
 got = train(MegatronBackend(model, spec, info, pad_id=bundle.pad_id, logprob_impl=impl, pack=sys.argv[6:] == ['pack']), data, steps)
 if info.last_stage and info.tp_rank == 0 and info.dp_rank == 0:

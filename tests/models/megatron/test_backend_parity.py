@@ -2,7 +2,8 @@
 
 Both backends start from the same random toy Qwen2 weights and see the same batches through the
 same trainer code (`sft_step`, `score_batch` + `rl_update`, via `models.run_micro_batches`); the
-megatron side runs real megatron-core schedules on 1-2 gloo processes at TP=1, TP=2 and PP=2.
+megatron side runs real megatron-core schedules on 1-2 gloo processes at TP=1, TP=2, PP=2 and
+PP=2 with two model chunks per rank (the interleaved schedule, a 4-layer model).
 """
 
 from __future__ import annotations
@@ -14,27 +15,29 @@ pytestmark = [pytest.mark.megatron, pytest.mark.slow]
 # (tp, pp, dp, kernels.logprob, packing): the logits route ('naive') and the hidden-state route
 # ('chunked', megathink.kernels.vocab_parallel_linear_logprob), on both backends; dp=2 splits
 # the micro-batches over two replicas and sums their gradients; 'pack' puts several samples in
-# a row behind a block-diagonal mask (the loss sees the caller's columns either way).
+# a row behind a block-diagonal mask (the loss sees the caller's columns either way); 'vpp=2'
+# gives each pipeline rank two model chunks (interleaved 1F1B; the RL update's single
+# micro-batch is topped up to pp by a zero-loss filler).
 LAYOUTS = [
     (1, 1, 1, "chunked", ""), (2, 1, 1, "chunked", ""), (1, 2, 1, "chunked", ""), (2, 1, 1, "naive", ""),
-    (1, 1, 2, "chunked", ""), (1, 2, 1, "chunked", "pack"),
+    (1, 1, 2, "chunked", ""), (1, 2, 1, "chunked", "pack"), (1, 2, 1, "naive", "vpp=2"), (1, 2, 1, "chunked", "vpp=2"),
 ]
 
 
-@pytest.mark.parametrize("tp, pp, dp, impl, pack", LAYOUTS)
-def test_sft_loss_curve_matches_hf(tmp_path, tp, pp, dp, impl, pack) -> None:
+@pytest.mark.parametrize("tp, pp, dp, impl, extra", LAYOUTS)
+def test_sft_loss_curve_matches_hf(tmp_path, tp, pp, dp, impl, extra) -> None:
     out = tmp_path / "sft.json"
-    torchrun("sft_parity_worker.py", tp * pp * dp, str(tp), str(pp), "4", str(out), impl, *([pack] if pack else []))
+    torchrun("sft_parity_worker.py", tp * pp * dp, str(tp), str(pp), "4", str(out), impl, *([extra] if extra else []))
     result = read_json(out)
     for (hf_loss, hf_norm), (mc_loss, mc_norm) in zip(result["hf"], result["megatron"], strict=True):
         assert mc_loss == pytest.approx(hf_loss, rel=1e-5)
         assert mc_norm == pytest.approx(hf_norm, rel=1e-5)
 
 
-@pytest.mark.parametrize("tp, pp, dp, impl, pack", LAYOUTS)
-def test_first_rl_updates_match_hf(tmp_path, tp, pp, dp, impl, pack) -> None:
+@pytest.mark.parametrize("tp, pp, dp, impl, extra", LAYOUTS)
+def test_first_rl_updates_match_hf(tmp_path, tp, pp, dp, impl, extra) -> None:
     out = tmp_path / "rl.json"
-    torchrun("rl_parity_worker.py", tp * pp * dp, str(tp), str(pp), str(out), impl, *([pack] if pack else []))
+    torchrun("rl_parity_worker.py", tp * pp * dp, str(tp), str(pp), str(out), impl, *([extra] if extra else []))
     result = read_json(out)
     for hf_row, mc_row in zip(result["hf"], result["megatron"], strict=True):
         assert hf_row.keys() == mc_row.keys()

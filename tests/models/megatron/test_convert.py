@@ -57,6 +57,20 @@ def test_checkpoint_saved_at_tp2_loads_at_pp2(hf_dirs, tmp_path) -> None:
     assert read_json(out)["logits"] < 1e-5
 
 
+def test_checkpoint_saved_interleaved_loads_at_tp2_and_back(hf_dirs_4_layers, tmp_path) -> None:
+    """A checkpoint written at PP=2 x VPP=2 (model chunks saved with global layer numbers) loads
+    at TP=2, and one written at TP=2 loads interleaved."""
+    hf = hf_dirs_4_layers["llama"]
+    ckpt = tmp_path / "mc"
+    assert convert("hf-to-megatron", "--hf-dir", str(hf), "--out", str(ckpt), "--tp", "2").returncode == 0
+    out = tmp_path / "interleaved.json"
+    torchrun("reshard_worker.py", 2, str(hf), str(ckpt), "1", "2", str(out), "vpp=2", "save=" + str(tmp_path / "mc_vpp"))
+    assert read_json(out)["logits"] < 1e-5
+    out = tmp_path / "tp2.json"
+    torchrun("reshard_worker.py", 2, str(hf), str(tmp_path / "mc_vpp"), "2", "1", str(out))
+    assert read_json(out)["logits"] < 1e-5
+
+
 def test_bad_input_is_one_line_exit_2(hf_dirs, tmp_path) -> None:
     result = convert("hf-to-megatron", "--hf-dir", str(tmp_path / "nope"), "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "has no config.json" in result.stderr and "Traceback" not in result.stderr

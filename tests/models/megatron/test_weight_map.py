@@ -79,3 +79,61 @@ def test_spec_reads_transformers_5_rope_and_refuses_what_it_cannot_express() -> 
         spec.check_parallel(3, 1)
     with pytest.raises(ConfigError, match="parallel.pp = 2"):
         GPTSpec.from_hf_config({**base, "num_hidden_layers": 3}).check_parallel(1, 2)
+    with pytest.raises(ConfigError, match="parallel.vpp = 2 is invalid: the 6 layers"):
+        GPTSpec.from_hf_config({**base, "num_hidden_layers": 6}).check_parallel(1, 2, 2)
+    GPTSpec.from_hf_config({**base, "num_hidden_layers": 8}).check_parallel(1, 2, 2)
+
+
+def test_virtual_stages_are_a_finer_pipeline() -> None:
+    """With vpp, chunk c of pipeline rank r is virtual stage c * pp + r of pp * vpp: the weight map
+    slices the model as if the pipeline had pp * vpp stages, and the round trip is exact."""
+    spec, hf = _hf("llama", layers=4)  # tied: the last virtual stage keeps the embedding copy
+    pp, vpp = 2, 2
+    rank0_chunk1 = hf_to_megatron(hf, spec, tp_rank=0, tp_size=1, pp_rank=1 * pp + 0, pp_size=pp * vpp)
+    assert rank0_chunk1["decoder.layers.0.self_attention.linear_proj.weight"].equal(hf["model.layers.2.self_attn.o_proj.weight"])
+    assert "embedding.word_embeddings.weight" not in rank0_chunk1 and "output_layer.weight" not in rank0_chunk1
+    last = hf_to_megatron(hf, spec, tp_rank=0, tp_size=1, pp_rank=pp * vpp - 1, pp_size=pp * vpp)
+    assert "output_layer.weight" in last and "decoder.layers.0.mlp.linear_fc2.weight" in last
+    back = megatron_to_hf(_shards(hf, spec, 1, pp * vpp), spec)
+    assert set(back) == set(hf) - {"lm_head.weight"}
+    for name, tensor in back.items():
+        assert torch.equal(tensor, hf[name]), name
+
+
+def test_a_stage_reads_only_the_tensors_it_holds() -> None:
+    """The loaders pass lazily-read tensors (`LazyHFTensors`): a later pipeline stage of an untied
+    model never asks for the embedding, nor for other stages' layers."""
+    spec, hf = _hf("qwen2", layers=4)
+
+    class Counting(dict):
+        def __init__(self, items):
+            super().__init__(items)
+            self.read = set()
+
+        def __getitem__(self, name):
+            self.read.add(name)
+            return super().__getitem__(name)
+
+    tensors = Counting(hf)
+    hf_to_megatron(tensors, spec, tp_rank=0, tp_size=1, pp_rank=1, pp_size=2)
+    assert "model.embed_tokens.weight" not in tensors.read and "lm_head.weight" in tensors.read
+    assert {name.split(".")[2] for name in tensors.read if name.startswith("model.layers.")} == {"2", "3"}
+
+
+def test_lazy_hf_tensors_read_a_folder(tmp_path) -> None:
+    from megathink.models.megatron.weights_io import read_hf_dir
+
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=93, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False))
+    model.save_pretrained(tmp_path, max_shard_size="20KB")  # several shards and an index
+    assert (tmp_path / "model.safetensors.index.json").is_file()
+    spec, config, tensors = read_hf_dir(tmp_path)
+    assert spec.num_layers == 2 and config["model_type"] == "qwen2"
+    state = model.state_dict()
+    assert set(tensors) == set(state) and len(tensors) == len(state)
+    for name, tensor in state.items():
+        assert torch.equal(tensors[name], tensor), name
+    tensors.close()
