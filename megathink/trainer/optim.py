@@ -3,15 +3,29 @@
 Weight decay applies to matrices only: every parameter with fewer than two dimensions (biases,
 RMSNorm weights) is in a no-decay group, as in the usual LLM recipes. Embedding matrices are
 decayed like other matrices (the Thinkless recipe does not exempt them).
+
+Implementation: torch's fused AdamW kernel (one launch per step for all parameters) when every
+parameter is on a CUDA GPU, torch's default otherwise (CPU runs and tests);
+`adamw_implementation` says which, and the stage logs it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 import torch
 
 from megathink.config.optimizer import OptimizerConfig
+
+
+log = logging.getLogger(__name__)
+
+
+def adamw_implementation(params: Iterable[torch.nn.Parameter]) -> str:
+    """'fused' when every parameter is on a CUDA GPU, else 'default' (torch's choice)."""
+    devices = {param.device.type for param in params}
+    return "fused" if devices == {"cuda"} else "default"
 
 
 def build_adamw(named_parameters: Iterable[tuple[str, torch.nn.Parameter]], cfg: OptimizerConfig) -> torch.optim.AdamW:
@@ -24,8 +38,10 @@ def build_adamw(named_parameters: Iterable[tuple[str, torch.nn.Parameter]], cfg:
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+    impl = adamw_implementation(decay + no_decay)
+    log.info("optimizer: torch AdamW, %s implementation", impl)
     return torch.optim.AdamW(
-        [g for g in groups if g["params"]], lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps
+        [g for g in groups if g["params"]], lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=impl == "fused" or None
     )
 
 

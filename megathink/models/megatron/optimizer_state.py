@@ -26,13 +26,20 @@ def optimizer_params(optimizer: torch.optim.Optimizer) -> list[torch.nn.Paramete
     return [param for group in optimizer.param_groups for param in group["params"]]
 
 
+def _step_tensor(optimizer: torch.optim.Optimizer, param: torch.Tensor, step: float) -> torch.Tensor:
+    """The Adam step as torch keeps it: a float32 scalar on the parameter's device for the fused
+    (and capturable) kernels, on the CPU otherwise."""
+    on_device = optimizer.defaults.get("fused") or optimizer.defaults.get("capturable")
+    return torch.tensor(step, dtype=torch.float32, device=param.device if on_device else "cpu")
+
+
 def ensure_adam_state(optimizer: torch.optim.Optimizer) -> None:
     """Create zero AdamW state for every parameter that has none yet (a fresh optimizer), so a
     checkpoint can be loaded into it."""
     for param in optimizer_params(optimizer):
         state = optimizer.state[param]
         if not state:
-            state["step"] = torch.tensor(0.0)
+            state["step"] = _step_tensor(optimizer, param, 0.0)
             for key in ADAM_KEYS:
                 state[key] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
@@ -78,7 +85,7 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, loaded: dict[int, dict[s
         state = optimizer.state[param]
         for key in ADAM_KEYS:
             state[key].copy_(loaded[index][key])
-        state["step"] = torch.tensor(float(meta["adam_step"]))
+        state["step"] = _step_tensor(optimizer, param, float(meta["adam_step"]))
     for group, saved in zip(optimizer.param_groups, meta["param_groups"]):
         for key, value in saved.items():
             group[key] = tuple(value) if isinstance(group.get(key), tuple) else value
