@@ -40,6 +40,13 @@ class ParallelConfig:
     (no compute on padding in the linear layers; the losses still see one row per sample).
     Local layer spec only for now (Transformer Engine's THD packing is the planned GPU path)."""
 
+    distributed_optimizer: bool = False
+    """Megatron backend: shard the AdamW state over the data-parallel replicas (ZeRO stage 1,
+    torch's ZeroRedundancyOptimizer): each replica keeps and updates the moments of about 1/dp of
+    its shard's parameters and broadcasts the updated weights. Checkpoints keep the same format
+    either way (a run resumes with or without it, at any layout). Off: every replica holds the
+    whole state of its shard."""
+
     fp8: bool = False
     """Megatron backend: FP8 Transformer Engine layers (needs transformer_engine, a CUDA GPU and
     model.dtype=bfloat16). Otherwise the precision is model.dtype's (float32 or bfloat16)."""
@@ -51,8 +58,8 @@ class ParallelConfig:
         check_int("parallel.dp", self.dp, low=0)
         if self.vpp > 1 and self.pp == 1:
             raise ConfigError(f"parallel.vpp = {self.vpp} is invalid: interleaving needs parallel.pp > 1.")
-        if self.backend == "hf" and (self.fp8 or self.pack_sequences):
-            name = "fp8" if self.fp8 else "pack_sequences"
+        if self.backend == "hf" and (self.fp8 or self.pack_sequences or self.distributed_optimizer):
+            name = "fp8" if self.fp8 else "pack_sequences" if self.pack_sequences else "distributed_optimizer"
             raise ConfigError(f"parallel.{name} = true is invalid with parallel.backend='hf': it is a megatron backend option.")
         if self.backend == "megatron" and self.cp != 1:
             raise ConfigError(

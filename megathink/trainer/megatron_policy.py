@@ -18,9 +18,11 @@ reshards: a run saved at TP=2 resumes at PP=2, or on another data-parallel size)
 `scheduler.pt`, beside the backend-independent files of trainer/checkpoint.py. Every rank
 writes its shards into one temporary folder that rank 0 renames into place.
 
-Departure: each data-parallel replica holds the whole AdamW state of its model shard (no
-distributed optimizer, which megatron-core allows on CUDA only). Data parallelism splits each
-step's micro-batches over the replicas (`MegatronBackend.run_micro_batches`).
+Data parallelism splits each step's micro-batches over the replicas
+(`MegatronBackend.run_micro_batches`). Each replica holds the whole AdamW state of its model
+shard, or, with `parallel.distributed_optimizer`, about 1/dp of it (torch's ZeRO-1
+`ZeroRedundancyOptimizer`; departure: not megatron-core's DistributedOptimizer, which runs on
+CUDA only and shards fp32 master weights too).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any, Optional
 import torch
 
 from megathink.config.model import ModelConfig
+from megathink.config.optimizer import OptimizerConfig
 from megathink.config.run import RunConfig
 from megathink.data.types import TokenizerBundle
 from megathink.errors import ConfigError, DataError
@@ -46,6 +49,7 @@ from megathink.trainer.checkpoint import (
     step_dir_name,
     write_step_files,
 )
+from megathink.trainer.optim import build_adamw
 from megathink.trainer.ranks import barrier, process_rank
 
 log = logging.getLogger(__name__)
@@ -68,8 +72,10 @@ def megatron_precision(cfg: RunConfig) -> str:
 class MegatronPolicy:
     def __init__(
         self, backend: Any, sampler: Optional[HFBackend], hf_config: dict[str, Any], tokenizer: Any, precision: str,
+        *, distributed_optimizer: bool = False,
     ) -> None:
         self.backend = backend
+        self.distributed_optimizer = distributed_optimizer
         self.sampler = sampler
         self.main = backend.info.rank == 0
         self.hf_config = hf_config
@@ -139,6 +145,16 @@ class MegatronPolicy:
         self.refresh_sampler()
         return LoadedCheckpoint(path=path, data_state=data_state, trainer_state=trainer_state)
 
+    def build_optimizer(self, cfg: OptimizerConfig) -> torch.optim.Optimizer:
+        """torch AdamW on this rank's shards; ZeRO-1 over the data-parallel replicas with
+        `parallel.distributed_optimizer` (and more than one replica)."""
+        group = None
+        if self.distributed_optimizer and self.backend.info.dp > 1:
+            from megatron.core import parallel_state
+
+            group = parallel_state.get_data_parallel_group()
+        return build_adamw(self.backend.named_parameters(), cfg, shard_group=group)
+
     def save_hf(self, directory: Path, tokenizer: Any) -> Optional[Path]:
         self.refresh_sampler()
         out = self.sampler.save_hf(directory, tokenizer) if self.sampler is not None else None
@@ -191,7 +207,9 @@ def build_megatron_policy(cfg: RunConfig, model_cfg: ModelConfig, bundle: Tokeni
         hf.device = device
         sampler = hf
     log.info("megatron policy: world %d = tp %d x pp %d (vpp %d) x dp %d, %s", info.world_size, p.tp, p.pp, p.vpp, info.dp, precision)
-    return MegatronPolicy(backend, sampler, hf_config, bundle.tokenizer, precision)
+    return MegatronPolicy(
+        backend, sampler, hf_config, bundle.tokenizer, precision, distributed_optimizer=p.distributed_optimizer
+    )
 
 
 def _write_start_weights(hf: HFBackend, directory: Path) -> None:

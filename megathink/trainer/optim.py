@@ -6,13 +6,17 @@ decayed like other matrices (the Thinkless recipe does not exempt them).
 
 Implementation: torch's fused AdamW kernel (one launch per step for all parameters) when every
 parameter is on a CUDA GPU, torch's default otherwise (CPU runs and tests);
-`adamw_implementation` says which, and the stage logs it.
+`adamw_implementation` says which, and the stage logs it. Given a `shard_group` of several
+processes (the megatron backend's data-parallel replicas with `parallel.distributed_optimizer`),
+the AdamW is wrapped in torch's `ZeroRedundancyOptimizer` (ZeRO stage 1): each process keeps the
+state of its part of the parameters and broadcasts them after its update.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any, Optional
 
 import torch
 
@@ -28,8 +32,11 @@ def adamw_implementation(params: Iterable[torch.nn.Parameter]) -> str:
     return "fused" if devices == {"cuda"} else "default"
 
 
-def build_adamw(named_parameters: Iterable[tuple[str, torch.nn.Parameter]], cfg: OptimizerConfig) -> torch.optim.AdamW:
-    """AdamW with two groups: decayed (>= 2-D) and not decayed (biases and norm weights)."""
+def build_adamw(
+    named_parameters: Iterable[tuple[str, torch.nn.Parameter]], cfg: OptimizerConfig, *, shard_group: Optional[Any] = None
+) -> torch.optim.Optimizer:
+    """AdamW with two groups: decayed (>= 2-D) and not decayed (biases and norm weights); its
+    state sharded over `shard_group` (ZeRO-1) when that group has more than one process."""
     decay, no_decay = [], []
     for _, param in named_parameters:
         if param.requires_grad:
@@ -39,10 +46,16 @@ def build_adamw(named_parameters: Iterable[tuple[str, torch.nn.Parameter]], cfg:
         {"params": no_decay, "weight_decay": 0.0},
     ]
     impl = adamw_implementation(decay + no_decay)
+    options: dict[str, Any] = dict(lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=impl == "fused" or None)
+    groups = [g for g in groups if g["params"]]
+    if shard_group is not None and torch.distributed.get_world_size(shard_group) > 1:
+        from torch.distributed.optim import ZeroRedundancyOptimizer
+
+        log.info("optimizer: torch AdamW, %s implementation, state sharded over %d data-parallel replicas (ZeRO-1)",
+                 impl, torch.distributed.get_world_size(shard_group))
+        return ZeroRedundancyOptimizer(groups, optimizer_class=torch.optim.AdamW, process_group=shard_group, **options)
     log.info("optimizer: torch AdamW, %s implementation", impl)
-    return torch.optim.AdamW(
-        [g for g in groups if g["params"]], lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=impl == "fused" or None
-    )
+    return torch.optim.AdamW(groups, **options)
 
 
 def clip_gradients(parameters: Iterable[torch.nn.Parameter], max_norm: float) -> float:

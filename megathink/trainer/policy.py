@@ -7,6 +7,8 @@
 - `save` / `restore`: step checkpoints (trainer/checkpoint.py's files; the megatron backend
   writes sharded weights and AdamW state that reshard on resume).
 - `save_hf`: the stage's final HF directory.
+- `build_optimizer`: the stage's AdamW over the trained parameters (the megatron backend's
+  shards the state over data-parallel replicas with `parallel.distributed_optimizer`).
 
 `build_policy` picks the class from `parallel.backend`. The HF backend is one process; the
 megatron backend runs on every rank of a torchrun job (see megatron_policy.py).
@@ -21,11 +23,13 @@ from typing import Any, Optional, Protocol
 import torch
 
 from megathink.config.model import ModelConfig
+from megathink.config.optimizer import OptimizerConfig
 from megathink.config.run import RunConfig
 from megathink.data.types import TokenizerBundle
 from megathink.models.hf_backend import HFBackend, build_hf_backend
 from megathink.models.protocol import PolicyBackend
 from megathink.trainer.checkpoint import LoadedCheckpoint, restore_checkpoint, save_checkpoint
+from megathink.trainer.optim import build_adamw
 
 Optimizer = torch.optim.Optimizer
 Scheduler = torch.optim.lr_scheduler.LRScheduler
@@ -59,6 +63,10 @@ class Policy(Protocol):
 
     def save_hf(self, directory: Path, tokenizer: Any) -> Optional[Path]:
         """Write the trained weights as a HF directory (rank 0 writes; collective)."""
+        ...
+
+    def build_optimizer(self, cfg: OptimizerConfig) -> Optimizer:
+        """The stage's AdamW over `backend`'s trainable parameters."""
         ...
 
 
@@ -95,6 +103,9 @@ class HFPolicy:
 
     def save_hf(self, directory: Path, tokenizer: Any) -> Optional[Path]:
         return self.backend.save_hf(directory, tokenizer)
+
+    def build_optimizer(self, cfg: OptimizerConfig) -> Optimizer:
+        return build_adamw(self.backend.named_parameters(), cfg)
 
 
 def build_policy(cfg: RunConfig, model_cfg: ModelConfig, bundle: TokenizerBundle, work_dir: Path) -> Policy:

@@ -58,7 +58,6 @@ from megathink.run_layout import HF_DIR
 from megathink.trainer.checkpoint import checkpoint_root, resolve_resume
 from megathink.trainer.lr_schedule import build_scheduler
 from megathink.trainer.metrics import MetricsLogger
-from megathink.trainer.optim import build_adamw
 from megathink.trainer.policy import Policy, build_policy
 from megathink.trainer.ranks import on_main_then_broadcast
 from megathink.trainer.rl_batch import build_rl_batch, nonzero_advantage_rows
@@ -108,7 +107,7 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
         )
         if policy.main else FollowerEngine()
     )
-    optimizer = build_adamw(backend.named_parameters(), cfg.rl.optimizer)
+    optimizer = policy.build_optimizer(cfg.rl.optimizer)
     scheduler = build_scheduler(optimizer, cfg.rl.optimizer, cfg.rl.max_steps * cfg.rl.mini_batches)
     sampler = PromptSampler(len(train), cfg.rl.prompts_per_step, cfg.data.seed)
     prompt_ids = [encode_prompt(bundle, record.problem, tok_cfg) for record in train]

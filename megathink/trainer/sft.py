@@ -50,7 +50,6 @@ from megathink.run_layout import HF_DIR
 from megathink.trainer.checkpoint import checkpoint_root, resolve_resume, step_dir_name
 from megathink.trainer.lr_schedule import build_scheduler
 from megathink.trainer.metrics import MetricsLogger
-from megathink.trainer.optim import build_adamw
 from megathink.trainer.policy import build_policy
 from megathink.trainer.sft_step import SFTStepStats, sft_step
 from megathink.trainer.stage_setup import prepare_stage
@@ -93,7 +92,7 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
     batches = build_sft_batches(cfg, bundle, train_records)  # in memory, or from data.sft_shards
     policy = build_policy(cfg, cfg.model, bundle, out_dir)  # every rank of a megatron job holds its shard
     backend = policy.backend
-    optimizer = build_adamw(backend.named_parameters(), cfg.sft.optimizer)
+    optimizer = policy.build_optimizer(cfg.sft.optimizer)
     scheduler = build_scheduler(optimizer, cfg.sft.optimizer, cfg.sft.max_steps)
 
     step, tokens_seen, elapsed_before = 0, 0, 0.0

@@ -217,7 +217,7 @@ mt_rollout_overrides() {
 mt_presample() {
     [[ "${PRESAMPLE:-0}" == "1" ]] || return 0
     local overrides overlap pid status=0
-    read -r -a overrides <<<"${PRESAMPLE_OVERRIDES:-parallel.backend=hf parallel.tp=1 parallel.pp=1}"
+    read -r -a overrides <<<"${PRESAMPLE_OVERRIDES:-parallel.backend=hf parallel.tp=1 parallel.pp=1 parallel.distributed_optimizer=false}"
     mapfile -t overlap < <(mt_overlap)
     mt_log "presample (AdaptThink's Rbar_ref) on ${MT_TRAINER_HOSTS[0]}"
     srun --nodes=1 --ntasks=1 --cpus-per-task="$(mt_node_cpus)" --nodelist="${MT_TRAINER_HOSTS[0]}" "${overlap[@]}" \

@@ -232,6 +232,7 @@ BAD_VALUES = [
     (ParallelConfig, {"backend": "megatron", "cp": 2}, "parallel.cp = 2 is not supported"),
     (ParallelConfig, {"backend": "hf", "fp8": True}, "parallel.fp8"),
     (ParallelConfig, {"backend": "hf", "pack_sequences": True}, "parallel.pack_sequences"),
+    (ParallelConfig, {"backend": "hf", "distributed_optimizer": True}, "parallel.distributed_optimizer = true is invalid"),
     (
         RunConfig,
         {"stages": ["rl"], "algorithm": AlgorithmConfig(name="adaptthink", kl_coef=0.0, entropy_coef=0.0)},

@@ -99,16 +99,17 @@ def test_adaptthink_recipe():
 
 def test_adaptthink_presample_runs_on_the_hf_backend():
     """What slurm/lib/megathink_job.sh passes to `megathink presample` (PRESAMPLE_OVERRIDES) composes."""
-    cfg = compose_run("adaptthink_7b", "parallel.backend=hf", "parallel.tp=1", "parallel.pp=1", "stages=[presample]")
+    cfg = compose_run("adaptthink_7b", "parallel.backend=hf", "parallel.tp=1", "parallel.pp=1",
+                      "parallel.distributed_optimizer=false", "stages=[presample]")
     assert cfg.parallel.backend == "hf" and cfg.algorithm.presample_k == 16
 
 
 @pytest.mark.parametrize("small, large", PAIRS)
 def test_7b_is_the_1_5b_recipe_on_the_larger_model(small, large):
-    """Only the model, its sharding and the micro-batch (memory) differ."""
+    """Only the model, its sharding, the optimizer-state sharding and the micro-batch (memory) differ."""
     a, b = dataclasses.asdict(compose_run(small)), dataclasses.asdict(compose_run(large))
     for cfg in (a, b):
-        for section, key in (("model", "path"), ("tokenizer", "path"), ("parallel", "tp"),
+        for section, key in (("model", "path"), ("tokenizer", "path"), ("parallel", "tp"), ("parallel", "distributed_optimizer"),
                              ("rl", "micro_batch_size"), ("sft", "micro_batch_size")):
             cfg[section].pop(key)
     assert a == b

@@ -3,7 +3,8 @@
 Real megatron-core on 2 gloo processes: the CLI's SFT loss curve equals the HF backend's run of
 the same config (TP=2), a run saved at TP=2 resumes at PP=2 (sharded weights *and* AdamW state
 reshard) and continues exactly the uninterrupted trajectory, an interleaved run (PP=2 x VPP=2)
-matches too and resumes without interleaving, and the RL stage (rank 0 samples
+matches too and resumes without interleaving, checkpoints of the distributed optimizer (ZeRO-1)
+and of the plain one resume each other, and the RL stage (rank 0 samples
 from its HF copy, all ranks update on packed rows) logs the same first step as the HF backend
 and writes its reports, checkpoints and HF folder once.
 """
@@ -98,6 +99,25 @@ def test_interleaved_sft_matches_hf_and_resumes_without_interleaving(tmp_path: P
     assert (meta["saved_pp"], meta["saved_vpp"]) == (2, 2)
     megathink("sft", parts, *four, *MEGATRON, "parallel.tp=2", nproc=2)
     got = losses(parts / "sft" / "metrics.jsonl")
+    assert sorted(got) == sorted(want)
+    for step, loss in want.items():
+        assert got[step] == pytest.approx(loss, rel=1e-5), step
+
+
+def test_distributed_optimizer_checkpoints_cross_with_the_plain_one(tmp_path: Path) -> None:
+    """parallel.distributed_optimizer (ZeRO-1 over 2 data-parallel replicas, each holding half the
+    AdamW state) saves its owned state as the main copy: the run goes ZeRO (step 1) -> plain TP=2
+    (step 2) -> ZeRO (steps 3-6), resuming each time, and every loss is the HF backend's."""
+    hf, run = tmp_path / "hf", tmp_path / "run"
+    megathink("sft", hf)
+    want = losses(hf / "sft" / "metrics.jsonl")
+    zero = [*MEGATRON, "parallel.distributed_optimizer=true"]
+    stop = "trainer.max_time_minutes=0.0001"
+    started = megathink("sft", run, *zero, stop, nproc=2)
+    assert "ZeRO-1" in started.stderr + started.stdout
+    megathink("sft", run, *MEGATRON, "parallel.tp=2", stop, nproc=2)
+    megathink("sft", run, *zero, nproc=2)
+    got = losses(run / "sft" / "metrics.jsonl")
     assert sorted(got) == sorted(want)
     for step, loss in want.items():
         assert got[step] == pytest.approx(loss, rel=1e-5), step

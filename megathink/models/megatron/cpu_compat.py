@@ -17,12 +17,14 @@ megathink code runs on gloo here and on NCCL on clusters:
 
 Not covered (they need GPUs): sequence parallelism (TE / apex norms), the distributed
 optimizer, fused kernels, FP8. `apply_cpu_compat()` is idempotent and returns whether it
-patched anything.
+patched anything. Modules that `torch.jit.script` at import (torch.distributed.optim) are
+imported before the factories are wrapped, since TorchScript cannot compile the wrappers.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 from typing import Any, Callable
 
@@ -84,6 +86,10 @@ def apply_cpu_compat() -> bool:
         return False
     if _APPLIED:
         return True
+    # Modules that torch.jit.script functions at import time cannot compile calls to the wrapped
+    # factories below: load them first (torch's ZeRO optimizer, `parallel.distributed_optimizer`).
+    importlib.import_module("torch.distributed.optim")
+
     cuda = torch.cuda
     cuda.current_device = lambda: "cpu"  # type: ignore[assignment]
     cuda.get_rng_state = lambda device="cuda": torch.get_rng_state()  # type: ignore[assignment]

@@ -36,7 +36,7 @@ import torch.distributed as dist
 from megathink.errors import DataError, MissingPathError
 from megathink.models.megatron.distributed import ParallelInfo
 from megathink.models.megatron.model import as_chunks
-from megathink.models.megatron.optimizer_state import optimizer_meta, restore_optimizer, sharded_optimizer_state
+from megathink.models.megatron.optimizer_state import adam_step, optimizer_meta, restore_optimizer, sharded_optimizer_state
 
 META_FILE = "megathink_model.json"
 
@@ -78,11 +78,12 @@ def save_model(
     if optimizer is not None:
         state["optimizer"] = sharded_optimizer_state(model, optimizer, state["model"])
     dist_checkpointing.save(state, str(tmp))
+    step = _max_over_ranks(adam_step(optimizer), model) if optimizer is not None else 0.0  # ZeRO: rank 0 may own nothing
     _barrier()
     if info.rank == 0:
         meta = {"hf_config": dict(hf_config), "saved_tp": info.tp, "saved_pp": info.pp, "saved_vpp": info.vpp}
         if optimizer is not None:
-            meta["optimizer"] = optimizer_meta(optimizer)
+            meta["optimizer"] = optimizer_meta(optimizer, step=step)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         if source_dir is not None:
             for name in TOKENIZER_FILES:
@@ -135,6 +136,15 @@ def load_model(model: Any, directory: str | os.PathLike[str], *, optimizer: Opti
         if missing or unexpected:
             name = (missing or unexpected)[0]
             raise DataError(f"checkpoint {directory}: tensor {name!r} is {'missing' if missing else 'unexpected'}.")
+
+
+def _max_over_ranks(value: float, model: Any) -> float:
+    if not dist.is_initialized():
+        return value
+    device = next(as_chunks(model)[0].parameters()).device
+    tensor = torch.tensor(value, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return float(tensor)
 
 
 def _barrier() -> None:

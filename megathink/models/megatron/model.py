@@ -145,7 +145,7 @@ def build_gpt_chunks(
             vp_stage=vp_stage,
         )
         chunks.append(model.cuda() if impl.cuda else model)
-    log.info("%s; optimizer: torch AdamW on each rank's shards (no distributed optimizer)", impl.describe())
+    log.info("%s", impl.describe())
     return chunks, impl
 
 
