@@ -9,7 +9,9 @@ parameter is on a CUDA GPU, torch's default otherwise (CPU runs and tests);
 `adamw_implementation` says which, and the stage logs it. Given a `shard_group` of several
 processes (the megatron backend's data-parallel replicas with `parallel.distributed_optimizer`),
 the AdamW is wrapped in torch's `ZeroRedundancyOptimizer` (ZeRO stage 1): each process keeps the
-state of its part of the parameters and broadcasts them after its update.
+state of its part of the parameters and broadcasts them after its update. Models kept in bf16 /
+fp16 get fp32 master weights (`master_weights.MasterWeightAdamW`): without them RL-sized
+updates round away.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Optional
 import torch
 
 from megathink.config.optimizer import OptimizerConfig
+from megathink.trainer.master_weights import MasterWeightAdamW
 
 
 log = logging.getLogger(__name__)
@@ -48,14 +51,18 @@ def build_adamw(
     impl = adamw_implementation(decay + no_decay)
     options: dict[str, Any] = dict(lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=impl == "fused" or None)
     groups = [g for g in groups if g["params"]]
+    # bf16 / fp16 weights: the update runs on fp32 master copies (master_weights.py)
+    low_precision = any(p.dtype in (torch.bfloat16, torch.float16) for p in decay + no_decay)
+    adamw: type[torch.optim.Optimizer] = MasterWeightAdamW if low_precision else torch.optim.AdamW
+    what = f"torch AdamW, {impl} implementation" + (", fp32 master weights" if low_precision else "")
     if shard_group is not None and torch.distributed.get_world_size(shard_group) > 1:
         from torch.distributed.optim import ZeroRedundancyOptimizer
 
-        log.info("optimizer: torch AdamW, %s implementation, state sharded over %d data-parallel replicas (ZeRO-1)",
-                 impl, torch.distributed.get_world_size(shard_group))
-        return ZeroRedundancyOptimizer(groups, optimizer_class=torch.optim.AdamW, process_group=shard_group, **options)
-    log.info("optimizer: torch AdamW, %s implementation", impl)
-    return torch.optim.AdamW(groups, **options)
+        replicas = torch.distributed.get_world_size(shard_group)
+        log.info("optimizer: %s, state sharded over %d data-parallel replicas (ZeRO-1)", what, replicas)
+        return ZeroRedundancyOptimizer(groups, optimizer_class=adamw, process_group=shard_group, **options)
+    log.info("optimizer: %s", what)
+    return adamw(groups, **options)
 
 
 def clip_gradients(parameters: Iterable[torch.nn.Parameter], max_norm: float) -> float:

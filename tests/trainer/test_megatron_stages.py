@@ -123,6 +123,24 @@ def test_distributed_optimizer_checkpoints_cross_with_the_plain_one(tmp_path: Pa
         assert got[step] == pytest.approx(loss, rel=1e-5), step
 
 
+def test_bf16_run_resumes_from_its_fp32_master_weights(tmp_path: Path) -> None:
+    """model.dtype=bfloat16 at TP=2: the optimizer steps fp32 masters (trainer/master_weights.py)
+    and the step checkpoint saves them, so a run stopped after step 1 and resumed logs exactly
+    the losses of the run that never stopped (resuming from the bf16-rounded weights would not)."""
+    bf16 = [*MEGATRON, "parallel.tp=2", "model.dtype=bfloat16"]
+    straight, parts = tmp_path / "straight", tmp_path / "parts"
+    started = megathink("sft", straight, *bf16, nproc=2)
+    assert "fp32 master weights" in started.stderr + started.stdout
+    megathink("sft", parts, *bf16, "trainer.max_time_minutes=0.0001", nproc=2)
+    meta = json.loads((parts / "sft" / "checkpoints" / "step_00000001" / "megatron" / "megathink_model.json").read_text())
+    assert meta["optimizer"]["master_weights"] is True
+    megathink("sft", parts, *bf16, nproc=2)
+    want, got = losses(straight / "sft" / "metrics.jsonl"), losses(parts / "sft" / "metrics.jsonl")
+    assert sorted(got) == sorted(want) == [1, 2, 3, 4, 5, 6]
+    for step, loss in want.items():
+        assert got[step] == pytest.approx(loss, rel=1e-7, abs=0.0), step
+
+
 def test_rl_stage_under_torchrun_matches_hf_first_step(tmp_path: Path) -> None:
     rl = ["stages=[sft,rl]", "sft.max_steps=3", "rl.max_steps=2", "rl.prompts_per_step=4", "rollout.n_samples=4",
           "rollout.max_new_tokens=24", "checkpoint.save_every=0", "eval.seeds=[0]"]

@@ -36,7 +36,13 @@ import torch.distributed as dist
 from megathink.errors import DataError, MissingPathError
 from megathink.models.megatron.distributed import ParallelInfo
 from megathink.models.megatron.model import as_chunks
-from megathink.models.megatron.optimizer_state import adam_step, optimizer_meta, restore_optimizer, sharded_optimizer_state
+from megathink.models.megatron.optimizer_state import (
+    adam_step,
+    has_masters,
+    optimizer_meta,
+    restore_optimizer,
+    sharded_optimizer_state,
+)
 
 META_FILE = "megathink_model.json"
 
@@ -125,10 +131,9 @@ def load_model(model: Any, directory: str | os.PathLike[str], *, optimizer: Opti
         )
     request: dict[str, Any] = {"model": _sharded_model_state(model)}
     if optimizer is not None:
-        request["optimizer"] = sharded_optimizer_state(model, optimizer, request["model"])
+        with_masters = has_masters(optimizer) and bool(meta["optimizer"].get("master_weights"))
+        request["optimizer"] = sharded_optimizer_state(model, optimizer, request["model"], masters=with_masters)
     loaded = dist_checkpointing.load(request, str(directory))
-    if optimizer is not None:
-        restore_optimizer(optimizer, loaded["optimizer"], meta["optimizer"])
     chunks = as_chunks(model)
     for i, chunk in enumerate(chunks):
         missing, unexpected = chunk.load_state_dict(loaded["model"] if len(chunks) == 1 else loaded["model"][f"chunk{i}"], strict=False)
@@ -136,6 +141,8 @@ def load_model(model: Any, directory: str | os.PathLike[str], *, optimizer: Opti
         if missing or unexpected:
             name = (missing or unexpected)[0]
             raise DataError(f"checkpoint {directory}: tensor {name!r} is {'missing' if missing else 'unexpected'}.")
+    if optimizer is not None:  # after the weights: fp32 masters the checkpoint lacks come from them
+        restore_optimizer(optimizer, loaded["optimizer"], meta["optimizer"])
 
 
 def _max_over_ranks(value: float, model: Any) -> float:
