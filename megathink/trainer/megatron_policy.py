@@ -2,7 +2,7 @@
 
 Start-up: rank 0 alone builds the HF model of `model_cfg` exactly as the HF backend builds it
 (random with the run's seed, or `model.path` with the control tokens fitted) on the CPU and
-writes its tensors and config to `<stage>/.megatron-start/` (one safetensors file). Every rank
+writes its tensors and config to `<stage>/.megatron-start/` (`weights_io.write_hf_dir`). Every rank
 then reads its own slice from that file, tensor by tensor through memory maps
 (`weights_io.LazyHFTensors`), into its megatron GPTModel (`parallel.tp` x `parallel.pp`, the
 rest of the world data parallel; `parallel.vpp` model chunks per rank for the interleaved
@@ -20,9 +20,9 @@ writes its shards into one temporary folder that rank 0 renames into place.
 
 Data parallelism splits each step's micro-batches over the replicas
 (`MegatronBackend.run_micro_batches`). Each replica holds the whole AdamW state of its model
-shard, or, with `parallel.distributed_optimizer`, about 1/dp of it (torch's ZeRO-1
-`ZeroRedundancyOptimizer`; departure: not megatron-core's DistributedOptimizer, which runs on
-CUDA only and shards fp32 master weights too).
+shard (and, for a bf16 model, its fp32 master weights: trainer/master_weights.py), or, with
+`parallel.distributed_optimizer`, about 1/dp of both (torch's ZeRO-1 `ZeroRedundancyOptimizer`;
+departure: not megatron-core's DistributedOptimizer, which runs on CUDA only).
 """
 
 from __future__ import annotations
@@ -214,18 +214,11 @@ def build_megatron_policy(cfg: RunConfig, model_cfg: ModelConfig, bundle: Tokeni
 
 def _write_start_weights(hf: HFBackend, directory: Path) -> None:
     """The HF model's tensors (a tied model's lm_head left out) and config.json, for every rank."""
-    import json
-
-    from safetensors.torch import save_file
+    from megathink.models.megatron.weights_io import write_hf_dir
 
     config = hf.model.config.to_dict()
-    state = hf.state_dict()
+    state = {name: tensor.detach() for name, tensor in hf.state_dict().items()}
     if config.get("tie_word_embeddings"):
         state.pop("lm_head.weight", None)
-    tmp = directory.with_name(directory.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(directory, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({name: tensor.detach().contiguous() for name, tensor in state.items()}, str(tmp / "model.safetensors"))
-    (tmp / "config.json").write_text(json.dumps(config, indent=2, default=str), encoding="utf-8")
-    tmp.rename(directory)
+    shutil.rmtree(directory, ignore_errors=True)  # a crashed start's leftovers
+    write_hf_dir(state, config, directory, tokenizer_dir=None)

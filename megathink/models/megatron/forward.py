@@ -29,7 +29,7 @@ results are dropped (a forward-only scoring pass of one micro-batch costs pp of 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 import torch
@@ -165,13 +165,11 @@ def run_schedule(
     config = chunks[0].config  # one TransformerConfig shared by the chunks
     config.calculate_per_token_loss = True  # losses come weighted by the caller; no extra division
     device = next(chunks[0].parameters()).device
-    real = len(micro_batches)
     scheduled = list(micro_batches)
     if len(chunks) > 1:
         pp = parallel_state.get_pipeline_model_parallel_world_size()
-        filler = micro_batches[-1]
-        scheduled += [MicroBatch(filler.input_ids, filler.position_ids, filler.lengths, {"filler": True},
-                                 filler.attention_mask)] * max(0, pp - real)
+        filler = replace(micro_batches[-1], extras={"filler": True})  # same shape, zero loss
+        scheduled += [filler] * max(0, pp - len(micro_batches))
         config.microbatch_group_size_per_vp_stage = interleaved_group_size(len(scheduled), pp)
 
     def forward_step(data_iterator: Any, chunk: Any) -> tuple[torch.Tensor, Callable[[torch.Tensor], Any]]:
