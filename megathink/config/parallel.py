@@ -25,7 +25,11 @@ class ParallelConfig:
     """Pipeline-parallel size."""
 
     cp: int = 1
-    """Context-parallel size."""
+    """Megatron backend: context-parallel size. Each row (rollout, SFT example) is split over cp
+    ranks in megatron's load-balanced layout and padded to a multiple of 2 * cp; attention runs
+    as Transformer Engine's ring attention where TE is installed, else megathink's all-gather
+    attention (models/megatron/context_parallel.py). For sequences too long for one GPU's
+    activations (long thinking rollouts); 1 disables it."""
 
     vpp: int = 1
     """Megatron backend: virtual pipeline stages (model chunks) per pipeline rank, for megatron's
@@ -61,12 +65,6 @@ class ParallelConfig:
         if self.backend == "hf" and (self.fp8 or self.pack_sequences or self.distributed_optimizer):
             name = "fp8" if self.fp8 else "pack_sequences" if self.pack_sequences else "distributed_optimizer"
             raise ConfigError(f"parallel.{name} = true is invalid with parallel.backend='hf': it is a megatron backend option.")
-        if self.backend == "megatron" and self.cp != 1:
-            raise ConfigError(
-                f"parallel.cp = {self.cp} is not supported by megathink's megatron backend yet: megatron's context "
-                "parallelism runs in Transformer Engine's attention on THD-packed batches, which megathink does not "
-                "build yet; use parallel.cp=1 (and tp / pp to fit long sequences)."
-            )
         if self.backend == "hf":
             for name in ("tp", "pp", "cp", "vpp"):
                 if getattr(self, name) != 1:

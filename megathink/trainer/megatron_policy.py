@@ -4,9 +4,9 @@ Start-up: rank 0 alone builds the HF model of `model_cfg` exactly as the HF back
 (random with the run's seed, or `model.path` with the control tokens fitted) on the CPU and
 writes its tensors and config to `<stage>/.megatron-start/` (`weights_io.write_hf_dir`). Every rank
 then reads its own slice from that file, tensor by tensor through memory maps
-(`weights_io.LazyHFTensors`), into its megatron GPTModel (`parallel.tp` x `parallel.pp`, the
-rest of the world data parallel; `parallel.vpp` model chunks per rank for the interleaved
-schedule), and rank 0 removes the file. So only rank 0 ever holds the full model (a 7B in bf16
+(`weights_io.LazyHFTensors`), into its megatron GPTModel (`parallel.tp` x `parallel.pp`, each
+sequence split over `parallel.cp` ranks, the rest of the world data parallel; `parallel.vpp`
+model chunks per rank for the interleaved schedule), and rank 0 removes the file. So only rank 0 ever holds the full model (a 7B in bf16
 is 15 GB: eight ranks each building it would need 120 GB of host memory and read the
 checkpoint eight times). Rank 0 keeps the HF model as the sampler for rollouts and evaluation
 (moved to `trainer.device`). Precision comes from `model.dtype` (fp32 / bf16), or fp8 with
@@ -94,7 +94,9 @@ class MegatronPolicy:
         from megathink.models.megatron.model import build_gpt_chunks
 
         b = self.backend
-        chunks, _ = build_gpt_chunks(b.spec, tp=b.info.tp, pp=b.info.pp, vpp=b.info.vpp, precision=self.precision)
+        chunks, _ = build_gpt_chunks(
+            b.spec, tp=b.info.tp, pp=b.info.pp, vpp=b.info.vpp, cp=b.info.cp, precision=self.precision
+        )
         for chunk, trained in zip(chunks, b.chunks, strict=True):
             chunk.load_state_dict(trained.state_dict())
             chunk.eval().requires_grad_(False)
@@ -175,17 +177,18 @@ def build_megatron_policy(cfg: RunConfig, model_cfg: ModelConfig, bundle: Tokeni
         hf = build_hf_backend(model_cfg, bundle, device="cpu", seed=cfg.trainer.seed, kernels=cfg.kernels)
         _write_start_weights(hf, start_dir)
     p = cfg.parallel
-    info = init_parallel(p.tp, p.pp, vpp=p.vpp, seed=cfg.trainer.seed)
+    info = init_parallel(p.tp, p.pp, vpp=p.vpp, cp=p.cp, seed=cfg.trainer.seed)
     barrier()  # the start weights are written
     spec, hf_config, tensors = read_hf_dir(start_dir)
     if p.dp and info.dp != p.dp:
         raise ConfigError(
-            f"parallel.dp = {p.dp} is invalid with {info.world_size} processes at tp={p.tp}, pp={p.pp}: that leaves "
+            f"parallel.dp = {p.dp} is invalid with {info.world_size} processes at tp={p.tp}, pp={p.pp}, cp={p.cp}: "
+            f"that leaves "
             f"{info.dp} data-parallel replicas; set parallel.dp=0 (derived) or change the process count."
         )
     if info.rank != 0:
         logging.getLogger("megathink").setLevel(logging.WARNING)  # one rank speaks
-    chunks, impl = build_gpt_chunks(spec, tp=p.tp, pp=p.pp, vpp=p.vpp, precision=precision)
+    chunks, impl = build_gpt_chunks(spec, tp=p.tp, pp=p.pp, vpp=p.vpp, cp=p.cp, precision=precision)
     if p.pack_sequences and impl.layers != "local":
         raise ConfigError(
             "parallel.pack_sequences = true is not supported with Transformer Engine layers yet (their packed "
@@ -206,7 +209,10 @@ def build_megatron_policy(cfg: RunConfig, model_cfg: ModelConfig, bundle: Tokeni
         hf.model.to(device)
         hf.device = device
         sampler = hf
-    log.info("megatron policy: world %d = tp %d x pp %d (vpp %d) x dp %d, %s", info.world_size, p.tp, p.pp, p.vpp, info.dp, precision)
+    log.info(
+        "megatron policy: world %d = tp %d x pp %d (vpp %d) x cp %d x dp %d, %s",
+        info.world_size, p.tp, p.pp, p.vpp, p.cp, info.dp, precision,
+    )
     return MegatronPolicy(
         backend, sampler, hf_config, bundle.tokenizer, precision, distributed_optimizer=p.distributed_optimizer
     )

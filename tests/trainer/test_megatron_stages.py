@@ -106,8 +106,9 @@ def test_interleaved_sft_matches_hf_and_resumes_without_interleaving(tmp_path: P
 
 def test_distributed_optimizer_checkpoints_cross_with_the_plain_one(tmp_path: Path) -> None:
     """parallel.distributed_optimizer (ZeRO-1 over 2 data-parallel replicas, each holding half the
-    AdamW state) saves its owned state as the main copy: the run goes ZeRO (step 1) -> plain TP=2
-    (step 2) -> ZeRO (steps 3-6), resuming each time, and every loss is the HF backend's."""
+    AdamW state) saves its owned state as the main copy: the run goes ZeRO (step 1) -> context
+    parallel CP=2 (step 2: every row split over both ranks, plain AdamW) -> ZeRO (steps 3-6),
+    resuming each time, and every loss is the HF backend's."""
     hf, run = tmp_path / "hf", tmp_path / "run"
     megathink("sft", hf)
     want = losses(hf / "sft" / "metrics.jsonl")
@@ -115,7 +116,8 @@ def test_distributed_optimizer_checkpoints_cross_with_the_plain_one(tmp_path: Pa
     stop = "trainer.max_time_minutes=0.0001"
     started = megathink("sft", run, *zero, stop, nproc=2)
     assert "ZeRO-1" in started.stderr + started.stdout
-    megathink("sft", run, *MEGATRON, "parallel.tp=2", stop, nproc=2)
+    split = megathink("sft", run, *MEGATRON, "parallel.cp=2", stop, nproc=2)
+    assert "cp 2" in split.stderr + split.stdout
     megathink("sft", run, *zero, nproc=2)
     got = losses(run / "sft" / "metrics.jsonl")
     assert sorted(got) == sorted(want)

@@ -8,7 +8,9 @@ Every rank of a torchrun job holds one, around its GPTModel or, with vpp > 1, it
   with `pack=True`, samples are packed several per row (`packing.py`), and
   megatron's schedule runs them (1F1B across pipeline stages, interleaved over the chunks with
   vpp > 1); with data parallelism each replica runs every dp-th micro-batch (the losses are weighted parts of the whole batch's
-  loss, so the replicas' gradients are summed). On the last stage the
+  loss, so the replicas' gradients are summed); with context parallelism (`parallel.cp`) each
+  row is split over the cp ranks (`context_parallel.py`; rows padded to a multiple of 2 cp)
+  and their partial gradients are summed with the replicas'. On the last stage the
   vocab-parallel log-probs are put back in the caller's columns and handed to the shared loss
   function; its metrics reach every rank (broadcast over the pipeline, gathered over the
   replicas, in the caller's order). After the backward pass the gradients are finished: a tied
@@ -30,6 +32,7 @@ from typing import Any, Optional
 import torch
 import torch.distributed as dist
 
+from megathink.models.megatron.context_parallel import padded_width
 from megathink.models.megatron.distributed import ParallelInfo
 from megathink.models.megatron.forward import MicroBatch, align_rows, restore_columns, run_schedule
 from megathink.models.megatron.gpt_spec import GPTSpec
@@ -86,7 +89,7 @@ class MegatronBackend(ModuleBackend):
         entropy: bool = False,
         forward_only: bool = False,
     ) -> list[dict[str, Any]]:
-        width = max(mb.input_ids.shape[1] for mb in micro_batches)
+        width = padded_width(max(mb.input_ids.shape[1] for mb in micro_batches), self.info.cp)  # cp: 2 cp | S
         prepared = self._pack(micro_batches) if self.pack else self._align(micro_batches, width)
 
         def schedule_loss(mb: MicroBatch, logp: torch.Tensor, ent: Optional[torch.Tensor]) -> tuple[torch.Tensor, dict]:
@@ -129,7 +132,7 @@ class MegatronBackend(ModuleBackend):
         """Samples packed into rows as long as the longest sample; every micro-batch gets the same
         number of rows (the pipeline's p2p shapes are fixed)."""
         lengths = [mb.attention_mask.ne(0).sum(dim=1).tolist() for mb in micro_batches]
-        capacity = max(1, max(max(row, default=1) for row in lengths))
+        capacity = padded_width(max(1, max(max(row, default=1) for row in lengths)), self.info.cp)
         rows = max(count_rows(row, capacity) for row in lengths)
         prepared = []
         for mb in micro_batches:
@@ -172,8 +175,10 @@ class MegatronBackend(ModuleBackend):
             weight = holder.shared_embedding_or_output_weight()
             if weight.grad is not None:
                 dist.all_reduce(weight.grad, group=parallel_state.get_embedding_group())
-        if self.info.dp > 1:  # each replica ran its share of the micro-batches: sum the shares
-            group = parallel_state.get_data_parallel_group()
+        if self.info.dp * self.info.cp > 1:
+            # each replica ran its share of the micro-batches and each cp rank the part of the
+            # gradient that flows through its tokens: sum over replicas x cp ranks
+            group = parallel_state.get_data_parallel_group(with_context_parallel=True)
             for param in self.parameters():
                 if param.grad is None:  # a replica with no micro-batch this time
                     param.grad = torch.zeros_like(param)

@@ -13,7 +13,9 @@ megathink code runs on gloo here and on NCCL on clusters:
   a no-op and a stream stand-in whose `synchronize` / `wait_stream` do nothing.
 - literal `device="cuda"` in the pipeline schedules and optimizer utilities, and the
   `torch.cuda.FloatTensor` type check in grad clipping: `torch.tensor`, `torch.zeros`,
-  `torch.empty`, `torch.ones` and `torch.full` called with a CUDA device get the CPU instead.
+  `torch.empty`, `torch.ones` and `torch.full` called with a CUDA device get the CPU instead,
+  and lose `pin_memory=True` (context parallelism's RoPE slicing asks for it), which raises
+  without an accelerator.
 
 Not covered (they need GPUs): sequence parallelism (TE / apex norms), the distributed
 optimizer, fused kernels, FP8. `apply_cpu_compat()` is idempotent and returns whether it
@@ -62,6 +64,7 @@ def _cpu_device_factory(factory: Callable[..., torch.Tensor]) -> Callable[..., t
     def wrapped(*args: Any, **kwargs: Any) -> torch.Tensor:
         if "device" in kwargs and _is_cuda(kwargs["device"]):
             kwargs["device"] = "cpu"
+        kwargs.pop("pin_memory", None)  # no pinned-memory allocator without an accelerator
         return factory(*args, **kwargs)
 
     return wrapped

@@ -3,8 +3,9 @@
 `init_parallel(tp, pp, vpp=, seed=)` joins the job's process group (torchrun's RANK /
 WORLD_SIZE / MASTER_ADDR / MASTER_PORT; a single process without them), NCCL with CUDA and gloo
 without (then the CPU compatibility layer goes on first), checks that the world size is a
-multiple of tp * pp (the rest is data parallel), initialises megatron's parallel state (with
-`vpp` virtual stages per pipeline rank: the interleaved schedule) and seeds its RNG tracker.
+multiple of tp * pp * cp (the rest is data parallel), initialises megatron's parallel state (with
+`vpp` virtual stages per pipeline rank: the interleaved schedule; `cp` context-parallel ranks
+sharing each sequence) and seeds its RNG tracker.
 `ParallelInfo` says where this rank sits. `shutdown_parallel()` undoes it (tests
 and converters run several layouts in one process).
 """
@@ -34,6 +35,14 @@ class ParallelInfo:
     dp_rank: int
     vpp: int = 1
     """Model chunks on this rank (virtual pipeline stages); chunk c is virtual stage c * pp + pp_rank."""
+    cp: int = 1
+    """Context-parallel size: each sequence is split over cp ranks (context_parallel.py)."""
+    cp_rank: int = 0
+
+    @property
+    def main_replica(self) -> bool:
+        """Data-parallel replica 0 and context-parallel rank 0: the copy of this shard that writes."""
+        return self.dp_rank == 0 and self.cp_rank == 0
 
     @property
     def first_stage(self) -> bool:
@@ -53,8 +62,10 @@ class ParallelInfo:
         return chunk * self.pp + self.pp_rank
 
 
-def init_parallel(tp: int, pp: int, *, vpp: int = 1, seed: int = 0, timeout_minutes: float = 30.0) -> ParallelInfo:
-    """Join the process group (if not yet) and build megatron's TP / PP / DP groups."""
+def init_parallel(
+    tp: int, pp: int, *, vpp: int = 1, cp: int = 1, seed: int = 0, timeout_minutes: float = 30.0
+) -> ParallelInfo:
+    """Join the process group (if not yet) and build megatron's TP / PP / CP / DP groups."""
     if vpp > 1 and pp == 1:
         raise ConfigError(f"parallel.vpp = {vpp} is invalid: interleaving needs parallel.pp > 1.")
     cuda = torch.cuda.is_available()
@@ -73,15 +84,15 @@ def init_parallel(tp: int, pp: int, *, vpp: int = 1, seed: int = 0, timeout_minu
             "nccl" if cuda else "gloo", rank=rank, world_size=world, timeout=timedelta(minutes=timeout_minutes)
         )
     world = dist.get_world_size()
-    if world % (tp * pp):
+    if world % (tp * pp * cp):
         raise ConfigError(
-            f"parallel.tp * parallel.pp = {tp * pp} is invalid with {world} processes: the world size must be a "
-            "multiple of it (the rest is data parallel); change the sizes or the number of processes."
+            f"parallel.tp * parallel.pp * parallel.cp = {tp * pp * cp} is invalid with {world} processes: the world "
+            "size must be a multiple of it (the rest is data parallel); change the sizes or the number of processes."
         )
     if parallel_state.model_parallel_is_initialized():
         parallel_state.destroy_model_parallel()
     parallel_state.initialize_model_parallel(
-        tensor_model_parallel_size=tp, pipeline_model_parallel_size=pp,
+        tensor_model_parallel_size=tp, pipeline_model_parallel_size=pp, context_parallel_size=cp,
         virtual_pipeline_model_parallel_size=vpp if vpp > 1 else None,
     )
     tensor_parallel.model_parallel_cuda_manual_seed(seed)
@@ -90,11 +101,13 @@ def init_parallel(tp: int, pp: int, *, vpp: int = 1, seed: int = 0, timeout_minu
         world_size=world,
         tp=tp,
         pp=pp,
-        dp=world // (tp * pp),
+        dp=world // (tp * pp * cp),
         tp_rank=parallel_state.get_tensor_model_parallel_rank(),
         pp_rank=parallel_state.get_pipeline_model_parallel_rank(),
         dp_rank=parallel_state.get_data_parallel_rank(),
         vpp=vpp,
+        cp=cp,
+        cp_rank=parallel_state.get_context_parallel_rank(),
     )
 
 

@@ -17,6 +17,11 @@ With `logprob_impl` 'chunked' or 'fused' the output layer is bypassed and
 `kernels.vocab_parallel_linear_logprob` computes the same quantities from the final hidden
 states and the lm_head shard, without storing even the logits slice.
 
+With context parallelism (`parallel.cp` > 1) each micro-batch's columns are split over the cp
+ranks (`context_parallel.py`): every rank feeds its share of the ids, scores its share of the
+targets, and the per-token log-probs and entropies are gathered back to whole rows before the
+loss, which every cp rank computes identically.
+
 `run_schedule` drives `get_forward_backward_func()` (no pipelining at pp = 1, 1F1B otherwise,
 interleaved 1F1B over the model chunks with vpp > 1) over micro-batches of equal width;
 `loss_fn(micro_batch, logp, entropy)` runs on the last stage and returns (loss, metrics).
@@ -33,6 +38,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 import torch
+
+from megathink.models.megatron.context_parallel import cp_token_index, gather_columns, split_columns
 
 
 @dataclass
@@ -172,30 +179,42 @@ def run_schedule(
         scheduled += [filler] * max(0, pp - len(micro_batches))
         config.microbatch_group_size_per_vp_stage = interleaved_group_size(len(scheduled), pp)
 
+    cp = parallel_state.get_context_parallel_world_size()
+    cp_group = parallel_state.get_context_parallel_group() if cp > 1 else None
+    index = cp_token_index(width, cp, parallel_state.get_context_parallel_rank()) if cp > 1 else None  # [S / cp]
+
+    def local(x: torch.Tensor, dim: int = 1) -> torch.Tensor:  # this cp rank's columns
+        return x if index is None else split_columns(x, index, dim)
+
+    def whole(values: torch.Tensor) -> torch.Tensor:  # [b, S / cp] of every cp rank -> [b, S]
+        return values if index is None else gather_columns(values, index, cp_group)
+
     def forward_step(data_iterator: Any, chunk: Any) -> tuple[torch.Tensor, Callable[[torch.Tensor], Any]]:
         mb: MicroBatch = next(data_iterator)
-        mask = None if mb.attention_mask is None else mb.attention_mask.to(device)
-        output = chunk(mb.input_ids.to(device), mb.position_ids.to(device), mask)  # last stage: [b, S, Vl]
+        mask = None if mb.attention_mask is None else local(mb.attention_mask, dim=2).to(device)  # [b, 1, S / cp, S]
+        output = chunk(local(mb.input_ids).to(device), local(mb.position_ids).to(device), mask)  # last: [b, S / cp, Vl]
+        # targets[:, t] = token t + 1 (the last column's is padding, dropped below)
+        targets = local(torch.nn.functional.pad(mb.input_ids[:, 1:], (0, 1)))  # [b, S / cp]
 
         def loss_func(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
             if "filler" in mb.extras:  # a top-up micro-batch of the interleaved schedule: no loss
                 return logits.sum() * 0.0, torch.tensor(1, dtype=torch.int), {"filler": True}
-            if logprob_impl != "naive":  # `logits` are the final hidden states [b, S, H] here
-                targets = mb.input_ids[:, 1:].to(logits.device)
+            if logprob_impl != "naive":  # `logits` are the final hidden states [b, S / cp, H] here
                 logp, ent = hidden_logprobs(
-                    logits[:, :-1], head["weight"], targets, temperature=temperature, vocab_size=vocab_size,
-                    entropy=entropy, impl=logprob_impl, chunk_tokens=chunk_tokens,
+                    logits, head["weight"], targets.to(logits.device), temperature=temperature,
+                    vocab_size=vocab_size, entropy=entropy, impl=logprob_impl, chunk_tokens=chunk_tokens,
                 )
-                loss, metrics = loss_fn(mb, logp, ent)
-                return loss, torch.tensor(1, dtype=torch.int), metrics
-            if "keep_logits" in mb.extras:  # parity checks: the full-vocabulary logits, gathered
-                from megatron.core.tensor_parallel.mappings import gather_from_tensor_model_parallel_region
+            else:
+                if "keep_logits" in mb.extras:  # parity checks: the full-vocabulary logits, gathered
+                    from megatron.core.tensor_parallel.mappings import gather_from_tensor_model_parallel_region
 
-                mb.extras["logits"] = gather_from_tensor_model_parallel_region(logits.detach())[..., :vocab_size]
-            targets = mb.input_ids[:, 1:].to(logits.device)  # [b, S-1]
-            logp, ent = vocab_parallel_logprobs(
-                logits[:, :-1], targets, temperature=temperature, vocab_size=vocab_size, entropy=entropy
-            )
+                    full = gather_from_tensor_model_parallel_region(logits.detach())[..., :vocab_size]
+                    mb.extras["logits"] = whole(full)  # [b, S, V]
+                logp, ent = vocab_parallel_logprobs(
+                    logits, targets.to(logits.device), temperature=temperature, vocab_size=vocab_size, entropy=entropy
+                )
+            logp = whole(logp)[:, :-1]  # [b, S-1]
+            ent = None if ent is None else whole(ent)[:, :-1]
             loss, metrics = loss_fn(mb, logp, ent)
             return loss, torch.tensor(1, dtype=torch.int), metrics
 

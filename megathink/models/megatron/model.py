@@ -4,7 +4,9 @@
 (RMSNorm, SwiGLU, RoPE with the model's theta, GQA groups, qkv bias, tied embeddings) and
 picks the fastest layer implementation present: Transformer Engine's layer spec when
 `transformer_engine` imports (fused norms + linears, FP8), else megatron-core's local spec
-(plain torch). `precision` is "fp32", "bf16" or "fp8"; fp8 needs Transformer Engine and fails
+(plain torch). With `cp` > 1 (context parallelism) TE's ring attention splits each sequence
+over the cp ranks; on the local spec `context_parallel.ContextParallelAttention` does.
+`precision` is "fp32", "bf16" or "fp8"; fp8 needs Transformer Engine and fails
 fast naming it. `Implementations` says what was chosen; it is logged once per model.
 
 With `vpp` > 1 (the interleaved pipeline schedule) a rank holds `vpp` model chunks: chunk c
@@ -72,7 +74,7 @@ def as_chunks(model: Any) -> list[Any]:
     return [model]
 
 
-def transformer_config(spec: GPTSpec, *, tp: int, pp: int, impl: Implementations, vpp: int = 1) -> Any:
+def transformer_config(spec: GPTSpec, *, tp: int, pp: int, impl: Implementations, vpp: int = 1, cp: int = 1) -> Any:
     from megatron.core.transformer.transformer_config import TransformerConfig
 
     on_gpu = impl.cuda
@@ -97,6 +99,7 @@ def transformer_config(spec: GPTSpec, *, tp: int, pp: int, impl: Implementations
         attention_dropout=0.0,
         tensor_model_parallel_size=tp,
         pipeline_model_parallel_size=pp,
+        context_parallel_size=cp,
         virtual_pipeline_model_parallel_size=vpp if vpp > 1 else None,
         params_dtype=torch.bfloat16 if bf16 else torch.float32,
         bf16=bf16,
@@ -112,7 +115,7 @@ def transformer_config(spec: GPTSpec, *, tp: int, pp: int, impl: Implementations
 
 
 def build_gpt_chunks(
-    spec: GPTSpec, *, tp: int, pp: int, vpp: int = 1, precision: str = "fp32"
+    spec: GPTSpec, *, tp: int, pp: int, vpp: int = 1, cp: int = 1, precision: str = "fp32"
 ) -> tuple[list[Any], Implementations]:
     """(this rank's GPTModel chunks, one per virtual stage it holds; the implementations chosen)."""
     from megatron.core import parallel_state
@@ -120,7 +123,7 @@ def build_gpt_chunks(
 
     spec.check_parallel(tp, pp, vpp)
     impl = choose_implementations(precision)
-    config = transformer_config(spec, tp=tp, pp=pp, impl=impl, vpp=vpp)
+    config = transformer_config(spec, tp=tp, pp=pp, impl=impl, vpp=vpp, cp=cp)
     if impl.layers == "transformer_engine":
         from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_with_transformer_engine_spec
 
@@ -129,6 +132,10 @@ def build_gpt_chunks(
         from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
 
         layer_spec = get_gpt_layer_local_spec(normalization="RMSNorm")
+        if cp > 1:  # megatron's DotProductAttention refuses cp: all-gather attention (context_parallel.py)
+            from megathink.models.megatron.context_parallel import ContextParallelAttention
+
+            layer_spec.submodules.self_attention.submodules.core_attention = ContextParallelAttention
     chunks = []
     for chunk in range(vpp):
         vp_stage = chunk if vpp > 1 else None

@@ -59,7 +59,13 @@ def _updated(local: torch.optim.Optimizer, param: torch.Tensor) -> torch.Tensor:
 
 def _owner_replica(replica_id: Any) -> Any:
     """A ZeRO owner's state is the main copy along data parallelism (megatron's replica ids end
-    with the data-parallel rank); other replica axes (TP duplicates, a tied copy) stay as they are."""
+    with the data-parallel rank); other replica axes (TP duplicates, a tied copy) stay as they are.
+    With context parallelism only cp rank 0's owners are main: the other cp ranks hold the same
+    state again, and their replica ids (data x context parallel rank > 0) already say so."""
+    from megatron.core import parallel_state
+
+    if parallel_state.get_context_parallel_rank() != 0:
+        return replica_id
     if isinstance(replica_id, tuple):
         return (*replica_id[:-1], 0)
     return 0

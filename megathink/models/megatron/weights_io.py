@@ -149,7 +149,7 @@ def iter_stage_shards(model: Any, info: ParallelInfo) -> Iterator[tuple[int, lis
     """(virtual stage, its `[tp_rank]` CPU shards), one stage after the other, on global rank 0;
     nothing on the other ranks, which must still run the generator to its end (collective).
 
-    The owner of each stage (the pipeline rank holding it, data-parallel replica 0) gathers it
+    The owner of each stage (the pipeline rank holding it, data-parallel replica 0, cp rank 0) gathers it
     over its TP group and, unless it is rank 0 itself, sends it to rank 0, so no rank ever holds
     more than one stage of the full model (rank 0: the stage it is converting)."""
     import torch.distributed as dist
@@ -162,14 +162,14 @@ def iter_stage_shards(model: Any, info: ParallelInfo) -> Iterator[tuple[int, lis
     for stage in range(info.virtual_stages):
         owner = stage % info.pp
         shards: Optional[list[dict[str, torch.Tensor]]] = None
-        if info.pp_rank == owner and info.dp_rank == 0:
+        if info.pp_rank == owner and info.main_replica:
             shards = _gather_tp(chunks[stage // info.pp], info)
         if owner == 0:  # global rank 0 is pipeline rank 0, TP rank 0, replica 0
             if info.rank == 0:
                 yield stage, shards  # type: ignore[misc]
             continue
         box: list[Any] = [shards]
-        if info.pp_rank == owner and info.dp_rank == 0 and info.tp_rank == 0:
+        if info.pp_rank == owner and info.main_replica and info.tp_rank == 0:
             dist.send_object_list(box, dst=0, device=device)
         elif info.rank == 0:
             dist.recv_object_list(box, src=senders[owner], device=device)  # stages arrive in order

@@ -1,6 +1,6 @@
 """torchrun worker: the same DeGRPO updates on the HF backend and on megatron at (tp, pp).
 
-`rl_parity_worker.py TP PP OUT_JSON [IMPL [pack]] [vpp=V]` (kernels.logprob of both backends, default chunked; `pack`: megatron packs samples into rows; `vpp=V`: V model chunks per pipeline rank, interleaved schedule, with 2 V layers). One rollout batch is sampled (before the process group
+`rl_parity_worker.py TP PP OUT_JSON [IMPL [pack]] [vpp=V] [cp=C]` (kernels.logprob of both backends, default chunked; `pack`: megatron packs samples into rows; `vpp=V`: V model chunks per pipeline rank, interleaved schedule, with 2 V layers; `cp=C`: C context-parallel ranks share every row). One rollout batch is sampled (before the process group
 exists) from a random toy Qwen2 by the local engine; both backends then take two rollout steps
 over it from the same weights: a scoring pass for the old log-probs, 2 mini-batches of
 2 micro-batches each, DeGRPO with the entropy bonus. The last stage writes both metric rows.
@@ -27,7 +27,8 @@ from megathink.trainer.rl_batch import build_rl_batch
 from megathink.trainer.rl_update import rl_update, score_batch
 
 VPP = int(next((a.split("=")[1] for a in sys.argv if a.startswith("vpp=")), "1"))
-sys.argv = [a for a in sys.argv if not a.startswith("vpp=")]
+CP = int(next((a.split("=")[1] for a in sys.argv if a.startswith("cp=")), "1"))
+sys.argv = [a for a in sys.argv if not a.startswith(("vpp=", "cp="))]
 SMALL = ModelConfig(hidden_size=32, num_layers=2 * VPP, num_heads=4, num_kv_heads=2, intermediate_size=64)
 OPT = OptimizerConfig(lr=1e-3, min_lr=1e-3, schedule="constant", warmup_ratio=0.0, grad_clip=1.0)
 RL = RLConfig(max_steps=2, prompts_per_step=4, mini_batches=2, micro_batch_size=4, optimizer=OPT)
@@ -62,10 +63,10 @@ if spec.tied_embeddings:
     initial.pop("lm_head.weight", None)
 reference = steps(hf, batch)
 
-info = init_parallel(tp, pp, vpp=VPP, seed=0)
-model, _ = build_gpt_chunks(spec, tp=tp, pp=pp, vpp=VPP)
+info = init_parallel(tp, pp, vpp=VPP, cp=CP, seed=0)
+model, _ = build_gpt_chunks(spec, tp=tp, pp=pp, vpp=VPP, cp=CP)
 load_hf_into(model, initial, spec, info)
 got = steps(MegatronBackend(model, spec, info, pad_id=bundle.pad_id, logprob_impl=impl, pack=sys.argv[5:] == ['pack']), batch)
-if info.last_stage and info.tp_rank == 0 and info.dp_rank == 0:
+if info.last_stage and info.tp_rank == 0 and info.main_replica:
     json.dump({"hf": reference, "megatron": got}, open(path, "w"))
 shutdown_parallel()

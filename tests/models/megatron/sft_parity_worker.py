@@ -1,6 +1,6 @@
 """torchrun worker: the same SFT steps on the HF backend (in-process reference) and on megatron at (tp, pp).
 
-`sft_parity_worker.py TP PP STEPS OUT_JSON [IMPL [pack]] [vpp=V]` (kernels.logprob of both backends, default chunked; `pack`: megatron packs samples into rows; `vpp=V`: V model chunks per pipeline rank, interleaved schedule, with 2 V layers). Both start from the same random toy Qwen2 weights,
+`sft_parity_worker.py TP PP STEPS OUT_JSON [IMPL [pack]] [vpp=V] [cp=C]` (kernels.logprob of both backends, default chunked; `pack`: megatron packs samples into rows; `vpp=V`: V model chunks per pipeline rank, interleaved schedule, with 2 V layers; `cp=C`: C context-parallel ranks share every row). Both start from the same random toy Qwen2 weights,
 see the same batches (2 micro-batches per step) and use the same AdamW and schedule; the last
 stage writes both loss curves and grad norms.
 """
@@ -23,7 +23,8 @@ from megathink.trainer.optim import build_adamw
 from megathink.trainer.sft_step import sft_step
 
 VPP = int(next((a.split("=")[1] for a in sys.argv if a.startswith("vpp=")), "1"))
-sys.argv = [a for a in sys.argv if not a.startswith("vpp=")]
+CP = int(next((a.split("=")[1] for a in sys.argv if a.startswith("cp=")), "1"))
+sys.argv = [a for a in sys.argv if not a.startswith(("vpp=", "cp="))]
 SMALL = ModelConfig(hidden_size=32, num_layers=2 * VPP, num_heads=4, num_kv_heads=2, intermediate_size=64)
 OPT = OptimizerConfig(lr=3e-3, min_lr=3e-4, warmup_ratio=0.2, grad_clip=0.5)
 
@@ -56,10 +57,10 @@ if spec.tied_embeddings:
     initial.pop("lm_head.weight", None)
 reference = train(hf, data, steps)
 
-info = init_parallel(tp, pp, vpp=VPP, seed=0)
-model, _ = build_gpt_chunks(spec, tp=tp, pp=pp, vpp=VPP)
+info = init_parallel(tp, pp, vpp=VPP, cp=CP, seed=0)
+model, _ = build_gpt_chunks(spec, tp=tp, pp=pp, vpp=VPP, cp=CP)
 load_hf_into(model, initial, spec, info)
 got = train(MegatronBackend(model, spec, info, pad_id=bundle.pad_id, logprob_impl=impl, pack=sys.argv[6:] == ['pack']), data, steps)
-if info.last_stage and info.tp_rank == 0 and info.dp_rank == 0:
+if info.last_stage and info.tp_rank == 0 and info.main_replica:
     json.dump({"hf": reference, "megatron": got}, open(path, "w"))
 shutdown_parallel()

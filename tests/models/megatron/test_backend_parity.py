@@ -3,7 +3,8 @@
 Both backends start from the same random toy Qwen2 weights and see the same batches through the
 same trainer code (`sft_step`, `score_batch` + `rl_update`, via `models.run_micro_batches`); the
 megatron side runs real megatron-core schedules on 1-2 gloo processes at TP=1, TP=2, PP=2 and
-PP=2 with two model chunks per rank (the interleaved schedule, a 4-layer model).
+PP=2 with two model chunks per rank (the interleaved schedule, a 4-layer model), and CP=2
+(context parallelism, with and without packing).
 """
 
 from __future__ import annotations
@@ -17,17 +18,24 @@ pytestmark = [pytest.mark.megatron, pytest.mark.slow]
 # the micro-batches over two replicas and sums their gradients; 'pack' puts several samples in
 # a row behind a block-diagonal mask (the loss sees the caller's columns either way); 'vpp=2'
 # gives each pipeline rank two model chunks (interleaved 1F1B; the RL update's single
-# micro-batch is topped up to pp by a zero-loss filler).
+# micro-batch is topped up to pp by a zero-loss filler); 'cp=2' splits every row over two
+# context-parallel ranks (all-gather attention; their partial gradients summed).
 LAYOUTS = [
     (1, 1, 1, "chunked", ""), (2, 1, 1, "chunked", ""), (1, 2, 1, "chunked", ""), (2, 1, 1, "naive", ""),
     (1, 1, 2, "chunked", ""), (1, 2, 1, "chunked", "pack"), (1, 2, 1, "naive", "vpp=2"), (1, 2, 1, "chunked", "vpp=2"),
+    (1, 1, 1, "naive", "cp=2"), (1, 1, 1, "chunked", "pack cp=2"),
 ]
+
+
+def processes(tp: int, pp: int, dp: int, extra: str) -> int:
+    cp = next((int(word[3:]) for word in extra.split() if word.startswith("cp=")), 1)
+    return tp * pp * dp * cp
 
 
 @pytest.mark.parametrize("tp, pp, dp, impl, extra", LAYOUTS)
 def test_sft_loss_curve_matches_hf(tmp_path, tp, pp, dp, impl, extra) -> None:
     out = tmp_path / "sft.json"
-    torchrun("sft_parity_worker.py", tp * pp * dp, str(tp), str(pp), "4", str(out), impl, *([extra] if extra else []))
+    torchrun("sft_parity_worker.py", processes(tp, pp, dp, extra), str(tp), str(pp), "4", str(out), impl, *extra.split())
     result = read_json(out)
     for (hf_loss, hf_norm), (mc_loss, mc_norm) in zip(result["hf"], result["megatron"], strict=True):
         assert mc_loss == pytest.approx(hf_loss, rel=1e-5)
@@ -37,7 +45,7 @@ def test_sft_loss_curve_matches_hf(tmp_path, tp, pp, dp, impl, extra) -> None:
 @pytest.mark.parametrize("tp, pp, dp, impl, extra", LAYOUTS)
 def test_first_rl_updates_match_hf(tmp_path, tp, pp, dp, impl, extra) -> None:
     out = tmp_path / "rl.json"
-    torchrun("rl_parity_worker.py", tp * pp * dp, str(tp), str(pp), str(out), impl, *([extra] if extra else []))
+    torchrun("rl_parity_worker.py", processes(tp, pp, dp, extra), str(tp), str(pp), str(out), impl, *extra.split())
     result = read_json(out)
     for hf_row, mc_row in zip(result["hf"], result["megatron"], strict=True):
         assert hf_row.keys() == mc_row.keys()
