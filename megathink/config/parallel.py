@@ -40,9 +40,10 @@ class ParallelConfig:
     """Data-parallel size; 0 derives it as world_size / (tp * pp * cp)."""
 
     pack_sequences: bool = False
-    """Megatron backend: pack several samples into each row behind a block-diagonal causal mask
-    (no compute on padding in the linear layers; the losses still see one row per sample).
-    Local layer spec only for now (Transformer Engine's THD packing is the planned GPU path)."""
+    """Megatron backend: put each micro-batch's samples end to end in one THD row (megatron's
+    packed format: attention and RoPE per sample, no compute on padding; the losses still see
+    one row per sample). Transformer Engine's THD attention where TE is installed, torch SDPA
+    with a per-sample mask otherwise."""
 
     distributed_optimizer: bool = False
     """Megatron backend: shard the AdamW state over the data-parallel replicas (ZeRO stage 1,

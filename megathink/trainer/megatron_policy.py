@@ -188,12 +188,7 @@ def build_megatron_policy(cfg: RunConfig, model_cfg: ModelConfig, bundle: Tokeni
         )
     if info.rank != 0:
         logging.getLogger("megathink").setLevel(logging.WARNING)  # one rank speaks
-    chunks, impl = build_gpt_chunks(spec, tp=p.tp, pp=p.pp, vpp=p.vpp, cp=p.cp, precision=precision)
-    if p.pack_sequences and impl.layers != "local":
-        raise ConfigError(
-            "parallel.pack_sequences = true is not supported with Transformer Engine layers yet (their packed "
-            "format is THD with cu_seqlens, not a dense mask): set parallel.pack_sequences=false."
-        )
+    chunks, _ = build_gpt_chunks(spec, tp=p.tp, pp=p.pp, vpp=p.vpp, cp=p.cp, precision=precision)
     load_hf_into(chunks, tensors, spec, info)
     tensors.close()
     barrier()  # every rank has its slice

@@ -1,28 +1,20 @@
-"""Sequence packing of the megatron backend, as pure tensors (no megatron needed).
+"""Sequence packing of the megatron backend (THD rows), as pure tensors (no megatron needed).
 
-The block-diagonal causal mask and the restarted positions make a causal LM score each packed
-sample exactly as it scores the sample alone (checked with a transformers Qwen2 fed the
-packed rows), and `unpack_values` puts per-token values back in the caller's columns.
+A causal LM fed the packed row with attention kept inside each slot (the mask
+`local_attention.slot_positions` gives, what TE's THD kernels do) and positions restarting
+per slot scores each packed sample exactly as it scores the sample alone (checked with a
+transformers Qwen2), and `unpack_values` puts per-token values back in the caller's columns.
+The megatron side (THD RoPE, LocalCoreAttention, context parallel slots) is checked against the
+HF backend in tests/models/megatron/test_backend_parity.py.
 """
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from megathink.models.megatron.packing import count_rows, first_fit, pack_rows, unpack_values
-
-
-def test_first_fit_fills_rows_without_overlap() -> None:
-    lengths = [7, 3, 5, 2, 2, 1]
-    place = first_fit(lengths, capacity=8)
-    spans: dict[int, list[tuple[int, int]]] = {}
-    for (row, offset), n in zip(place, lengths):
-        assert offset + n <= 8
-        spans.setdefault(row, []).append((offset, offset + n))
-    for row_spans in spans.values():
-        row_spans.sort()
-        assert all(a[1] <= b[0] for a, b in zip(row_spans, row_spans[1:]))
-    assert count_rows(lengths, 8) == len(spans) == 3  # 20 tokens in 3 rows of 8, not 6 rows
+from megathink.models.megatron.local_attention import slot_positions
+from megathink.models.megatron.packing import pack_stream, stream_length, unpack_values
 
 
 def _batch() -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,20 +29,35 @@ def _batch() -> tuple[torch.Tensor, torch.Tensor]:
     return ids, mask
 
 
-def test_packed_rows_score_each_sample_like_alone() -> None:
+def test_samples_go_end_to_end_in_rounded_slots() -> None:
+    ids, mask = _batch()
+    assert stream_length([9, 4, 3, 5], 4) == 12 + 4 + 4 + 8
+    packed, positions, layout = pack_stream(ids, mask, slot_multiple=4, total=32, pad_id=0)
+    assert layout.cu_seqlens.tolist() == [0, 12, 16, 20, 28, 32]  # the last slot: tail padding
+    assert layout.cu_seqlens.dtype == torch.int32
+    assert layout.offsets.tolist() == [0, 12, 16, 20]
+    assert packed[0, 12:16].tolist() == ids[1, 5:].tolist()
+    assert packed[0, 19].item() == 0  # slot rounding is padding
+    assert positions[0, 12:20].tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
+    with pytest.raises(ValueError, match="do not fill a row of 30"):
+        pack_stream(ids, mask, slot_multiple=4, total=30, pad_id=0)
+
+
+def test_packed_row_scores_each_sample_like_alone() -> None:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(1)
     model = Qwen2ForCausalLM(Qwen2Config(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                                          num_attention_heads=4, num_key_value_heads=2)).eval()
     ids, mask = _batch()
-    rows = count_rows(mask.sum(1).tolist(), capacity=9)
-    packed, positions, masked, layout = pack_rows(ids, mask, capacity=9, rows=rows, pad_id=0)
-    assert rows == 3
-    additive = torch.zeros(masked.shape).masked_fill(masked, torch.finfo(torch.float32).min)  # [p, 1, C, C]
+    packed, positions, layout = pack_stream(ids, mask, slot_multiple=1, total=23, pad_id=0)
+    slot, position = slot_positions(layout.cu_seqlens, 23)
+    assert torch.equal(position, positions[0])
+    visible = (slot[None, :] == slot[:, None]) & (position[None, :] <= position[:, None])  # [S, S]
+    additive = torch.zeros(1, 1, 23, 23).masked_fill(~visible, torch.finfo(torch.float32).min)
     with torch.no_grad():
-        logits = model(input_ids=packed, position_ids=positions, attention_mask=additive).logits  # [p, C, V]
-        logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, packed[:, 1:, None])[..., 0]  # [p, C-1]
+        logits = model(input_ids=packed, position_ids=positions, attention_mask=additive).logits  # [1, S, V]
+        logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, packed[:, 1:, None])[..., 0]  # [1, S-1]
         got = unpack_values(torch.nn.functional.pad(logp, (1, 0)), layout, width=9)  # [4, 9]
         for i in range(4):
             real = mask[i].nonzero()[:, 0]
@@ -62,7 +69,7 @@ def test_packed_rows_score_each_sample_like_alone() -> None:
 
 def test_unpack_is_the_inverse_of_the_packing_map() -> None:
     ids, mask = _batch()
-    packed, _, _, layout = pack_rows(ids, mask, capacity=10, rows=3, pad_id=0)
+    packed, _, layout = pack_stream(ids, mask, slot_multiple=2, total=26, pad_id=0)
     back = unpack_values(packed.float(), layout, width=9)  # every packed token where it came from
     first = mask.argmax(1)
     expected = (ids * mask).float()

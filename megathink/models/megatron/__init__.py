@@ -1,4 +1,4 @@
-"""The megatron-core backend: sharded GPTModels for tensor, pipeline and data parallel training.
+"""The megatron-core backend: sharded GPTModels for tensor, pipeline, context and data parallel training.
 
 Modules (megatron-core is imported only inside this package, and only when used):
 
@@ -6,9 +6,11 @@ Modules (megatron-core is imported only inside this package, and only when used)
 - `gpt_spec`: the Qwen2 / Llama shape from an HF config.json; `weight_map`: HF <-> megatron
   tensor layouts per TP / PP rank (pure tensors).
 - `distributed`: process group + megatron parallel state; `model`: the GPTModel builder
-  (Transformer Engine spec when present, local spec otherwise).
+  (Transformer Engine spec when present, local spec otherwise, with `local_attention`: torch
+  SDPA for THD rows and context parallelism).
 - `forward`: row alignment, vocab-parallel log-probs / entropy, the schedule driver;
-  `packing`: several samples per row behind a block-diagonal causal mask.
+  `packing`: a micro-batch's samples end to end in one THD row; `context_parallel`: the split
+  of rows over cp ranks and the gathers back.
 - `backend`: `MegatronBackend`, the trainer-facing object (`run_micro_batches`, clipping, export).
 - `weights_io`: reading / writing HF folders, the bucketed HF exporter;
   `dist_checkpoint`: resharding checkpoints (with `optimizer_state`: the AdamW moments); `convert`: `megathink convert`.

@@ -5,7 +5,7 @@ Every rank of a torchrun job holds one, around its GPTModel or, with vpp > 1, it
 
 - `run_micro_batches(micro_batches, loss_fn, ...)` (the seam of `models.micro_batches`): rows are
   aligned to column 0 (`forward.align_rows`) and every micro-batch is padded to one width, or,
-  with `pack=True`, samples are packed several per row (`packing.py`), and
+  with `pack=True`, each micro-batch's samples go end to end in one THD row (`packing.py`), and
   megatron's schedule runs them (1F1B across pipeline stages, interleaved over the chunks with
   vpp > 1); with data parallelism each replica runs every dp-th micro-batch (the losses are weighted parts of the whole batch's
   loss, so the replicas' gradients are summed); with context parallelism (`parallel.cp`) each
@@ -37,7 +37,7 @@ from megathink.models.megatron.distributed import ParallelInfo
 from megathink.models.megatron.forward import MicroBatch, align_rows, restore_columns, run_schedule
 from megathink.models.megatron.gpt_spec import GPTSpec
 from megathink.models.megatron.model import as_chunks
-from megathink.models.megatron.packing import count_rows, pack_rows, unpack_values
+from megathink.models.megatron.packing import pack_stream, stream_length, unpack_values
 from megathink.models.megatron.weights_io import iter_hf_buckets
 from megathink.models.micro_batches import MicroLoss, Scored
 from megathink.models.module_backend import ModuleBackend
@@ -60,7 +60,7 @@ class MegatronBackend(ModuleBackend):
         self.spec = spec
         self.info = info
         self.pad_id = pad_id
-        self.pack = pack  # several samples per row (packing.py); the local layer spec only
+        self.pack = pack  # a micro-batch's samples in one THD row (packing.py)
 
     # -- the PolicyBackend surface -------------------------------------------------------------
     def logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, temperature: float = 1.0) -> torch.Tensor:
@@ -129,15 +129,17 @@ class MegatronBackend(ModuleBackend):
         return prepared
 
     def _pack(self, micro_batches: Sequence[Scored]) -> list[MicroBatch]:
-        """Samples packed into rows as long as the longest sample; every micro-batch gets the same
-        number of rows (the pipeline's p2p shapes are fixed)."""
+        """Each micro-batch's samples end to end in one THD row; every row gets the same length
+        (the pipeline's p2p shapes are fixed), in slots of 2 cp tokens with context parallelism."""
+        slot = 2 * self.info.cp if self.info.cp > 1 else 1
         lengths = [mb.attention_mask.ne(0).sum(dim=1).tolist() for mb in micro_batches]
-        capacity = padded_width(max(1, max(max(row, default=1) for row in lengths)), self.info.cp)
-        rows = max(count_rows(row, capacity) for row in lengths)
+        total = max(stream_length(row, slot) for row in lengths)
         prepared = []
         for mb in micro_batches:
-            ids, positions, mask, layout = pack_rows(mb.input_ids, mb.attention_mask, capacity=capacity, rows=rows, pad_id=self.pad_id)
-            prepared.append(MicroBatch(ids, positions, layout.lengths, extras={"scored": mb, "layout": layout}, attention_mask=mask))
+            ids, positions, layout = pack_stream(mb.input_ids, mb.attention_mask, slot_multiple=slot, total=total, pad_id=self.pad_id)
+            prepared.append(
+                MicroBatch(ids, positions, layout.lengths, extras={"scored": mb, "layout": layout}, cu_seqlens=layout.cu_seqlens)
+            )
         return prepared
 
     def _gather_replicas(self, mine: list[int], results: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:

@@ -4,8 +4,9 @@ Batches arrive the way the trainer builds them: `[B, S]` ids with an attention m
 padded (RL: prompt left-padded, response right-padded) or right padded (SFT). Each row's real
 tokens are contiguous; `align_rows` moves them to column 0 (positions 0, 1, ...), so megatron's
 plain causal attention sees exactly each sequence and nothing else, and `restore_columns` puts
-per-token results back in the caller's columns. With packing (`packing.py`) several samples
-share a row and a block-diagonal causal `attention_mask` keeps them apart.
+per-token results back in the caller's columns. With packing (`packing.py`) a micro-batch is
+one THD row `[1, S]` of slots (`cu_seqlens`) passed to megatron as `PackedSeqParams`, so
+attention and RoPE keep every sample to its slot.
 
 `vocab_parallel_logprobs` computes `log softmax(z / T)[target]` and the entropy from this TP
 rank's vocabulary slice of the logits: the max, the sum of exponentials, the target logit and
@@ -18,7 +19,7 @@ With `logprob_impl` 'chunked' or 'fused' the output layer is bypassed and
 states and the lm_head shard, without storing even the logits slice.
 
 With context parallelism (`parallel.cp` > 1) each micro-batch's columns are split over the cp
-ranks (`context_parallel.py`): every rank feeds its share of the ids, scores its share of the
+ranks (`context_parallel.py`; a THD row slot by slot): every rank feeds its share of the ids, scores its share of the
 targets, and the per-token log-probs and entropies are gathered back to whole rows before the
 loss, which every cp rank computes identically.
 
@@ -39,7 +40,7 @@ from typing import Any, Optional
 
 import torch
 
-from megathink.models.megatron.context_parallel import cp_token_index, gather_columns, split_columns
+from megathink.models.megatron.context_parallel import ContextSplit
 
 
 @dataclass
@@ -50,7 +51,7 @@ class MicroBatch:
     position_ids: torch.Tensor  # [b, S] long
     lengths: torch.Tensor  # [b] long, real tokens per row
     extras: dict[str, Any] = field(default_factory=dict)
-    attention_mask: Optional[torch.Tensor] = None  # [b, 1, S, S] bool, True = masked (packed rows); None: causal
+    cu_seqlens: Optional[torch.Tensor] = None  # [slots + 1] int32: a packed THD row ([1, S]); None: causal rows
 
 
 def align_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor, pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -71,6 +72,19 @@ def restore_columns(values: torch.Tensor, starts: torch.Tensor, lengths: torch.T
     inside = (offset >= 0) & (offset < lengths[:, None].to(values.device))
     gathered = values.gather(1, offset.clamp(min=0, max=values.shape[1] - 1))
     return torch.where(inside, gathered, torch.zeros((), dtype=values.dtype, device=values.device))
+
+
+def thd_params(cu_seqlens: torch.Tensor, device: torch.device) -> Any:
+    """megatron's `PackedSeqParams` for one THD row whose slots end at `cu_seqlens` (the slots
+    include their padding, so the padded and unpadded boundaries are the same)."""
+    from megatron.core.packed_seq_params import PackedSeqParams
+
+    bounds = cu_seqlens.to(device=device, dtype=torch.int32)
+    longest = int((cu_seqlens[1:] - cu_seqlens[:-1]).max())
+    return PackedSeqParams(
+        qkv_format="thd", cu_seqlens_q=bounds, cu_seqlens_kv=bounds, cu_seqlens_q_padded=bounds,
+        cu_seqlens_kv_padded=bounds, max_seqlen_q=longest, max_seqlen_kv=longest,
+    )
 
 
 def vocab_parallel_logprobs(
@@ -180,19 +194,29 @@ def run_schedule(
         config.microbatch_group_size_per_vp_stage = interleaved_group_size(len(scheduled), pp)
 
     cp = parallel_state.get_context_parallel_world_size()
-    cp_group = parallel_state.get_context_parallel_group() if cp > 1 else None
-    index = cp_token_index(width, cp, parallel_state.get_context_parallel_rank()) if cp > 1 else None  # [S / cp]
 
-    def local(x: torch.Tensor, dim: int = 1) -> torch.Tensor:  # this cp rank's columns
-        return x if index is None else split_columns(x, index, dim)
-
-    def whole(values: torch.Tensor) -> torch.Tensor:  # [b, S / cp] of every cp rank -> [b, S]
-        return values if index is None else gather_columns(values, index, cp_group)
+    def split_of(mb: MicroBatch) -> Optional[ContextSplit]:  # this cp rank's share of the row
+        if cp == 1:
+            return None
+        bounds = mb.cu_seqlens if mb.cu_seqlens is not None else torch.tensor([0, width])
+        return ContextSplit.of(
+            bounds, cp, parallel_state.get_context_parallel_rank(), parallel_state.get_context_parallel_group()
+        )
 
     def forward_step(data_iterator: Any, chunk: Any) -> tuple[torch.Tensor, Callable[[torch.Tensor], Any]]:
         mb: MicroBatch = next(data_iterator)
-        mask = None if mb.attention_mask is None else local(mb.attention_mask, dim=2).to(device)  # [b, 1, S / cp, S]
-        output = chunk(local(mb.input_ids).to(device), local(mb.position_ids).to(device), mask)  # last: [b, S / cp, Vl]
+        split = split_of(mb)
+
+        def local(x: torch.Tensor) -> torch.Tensor:  # [b, S] -> this cp rank's columns [b, S / cp]
+            return x if split is None else split.local(x)
+
+        def whole(values: torch.Tensor) -> torch.Tensor:  # [b, S / cp, ...] of every cp rank -> [b, S, ...]
+            return values if split is None else split.gather(values)
+
+        packed = None if mb.cu_seqlens is None else thd_params(mb.cu_seqlens, device)
+        output = chunk(  # last stage: [b, S / cp, Vl]
+            local(mb.input_ids).to(device), local(mb.position_ids).to(device), None, packed_seq_params=packed
+        )
         # targets[:, t] = token t + 1 (the last column's is padding, dropped below)
         targets = local(torch.nn.functional.pad(mb.input_ids[:, 1:], (0, 1)))  # [b, S / cp]
 

@@ -4,8 +4,9 @@
 (RMSNorm, SwiGLU, RoPE with the model's theta, GQA groups, qkv bias, tied embeddings) and
 picks the fastest layer implementation present: Transformer Engine's layer spec when
 `transformer_engine` imports (fused norms + linears, FP8), else megatron-core's local spec
-(plain torch). With `cp` > 1 (context parallelism) TE's ring attention splits each sequence
-over the cp ranks; on the local spec `context_parallel.ContextParallelAttention` does.
+(plain torch), whose core attention is `local_attention.LocalCoreAttention` (torch SDPA, with
+THD-packed rows and context parallelism, which megatron's own refuses). With `cp` > 1 each
+sequence is split over the cp ranks: TE's ring attention or the local all-gather attention.
 `precision` is "fp32", "bf16" or "fp8"; fp8 needs Transformer Engine and fails
 fast naming it. `Implementations` says what was chosen; it is logged once per model.
 
@@ -47,7 +48,8 @@ class Implementations:
 
     def describe(self) -> str:
         device = "CUDA" if self.cuda else "CPU (gloo, compatibility layer)"
-        return f"megatron layers: {self.layers}, precision: {self.precision}, device: {device}"
+        attention = "Transformer Engine" if self.layers == "transformer_engine" else "torch SDPA (LocalCoreAttention)"
+        return f"megatron layers: {self.layers}, attention: {attention}, precision: {self.precision}, device: {device}"
 
 
 def have_transformer_engine() -> bool:
@@ -131,11 +133,11 @@ def build_gpt_chunks(
     else:
         from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
 
-        layer_spec = get_gpt_layer_local_spec(normalization="RMSNorm")
-        if cp > 1:  # megatron's DotProductAttention refuses cp: all-gather attention (context_parallel.py)
-            from megathink.models.megatron.context_parallel import ContextParallelAttention
+        from megathink.models.megatron.local_attention import LocalCoreAttention
 
-            layer_spec.submodules.self_attention.submodules.core_attention = ContextParallelAttention
+        layer_spec = get_gpt_layer_local_spec(normalization="RMSNorm")
+        # megatron's DotProductAttention refuses THD rows and cp > 1: torch SDPA that does both
+        layer_spec.submodules.self_attention.submodules.core_attention = LocalCoreAttention
     chunks = []
     for chunk in range(vpp):
         vp_stage = chunk if vpp > 1 else None

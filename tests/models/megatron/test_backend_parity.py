@@ -15,8 +15,8 @@ from conftest import read_json, torchrun
 pytestmark = [pytest.mark.megatron, pytest.mark.slow]
 # (tp, pp, dp, kernels.logprob, packing): the logits route ('naive') and the hidden-state route
 # ('chunked', megathink.kernels.vocab_parallel_linear_logprob), on both backends; dp=2 splits
-# the micro-batches over two replicas and sums their gradients; 'pack' puts several samples in
-# a row behind a block-diagonal mask (the loss sees the caller's columns either way); 'vpp=2'
+# the micro-batches over two replicas and sums their gradients; 'pack' puts each micro-batch's
+# samples end to end in one THD row (the loss sees the caller's columns either way); 'vpp=2'
 # gives each pipeline rank two model chunks (interleaved 1F1B; the RL update's single
 # micro-batch is topped up to pp by a zero-loss filler); 'cp=2' splits every row over two
 # context-parallel ranks (all-gather attention; their partial gradients summed).
