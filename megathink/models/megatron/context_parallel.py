@@ -75,11 +75,11 @@ class ContextSplit:
 
     def gather(self, local: torch.Tensor) -> torch.Tensor:
         """[b, S / cp, ...] of every cp rank -> [b, S, ...]; backward keeps this rank's columns."""
-        return _GatherColumns.apply(local, self)
+        return _Gather.apply(local, self, 1, False)
 
     def gather_sequence(self, local: torch.Tensor) -> torch.Tensor:
         """[S / cp, ...] of every cp rank -> [S, ...]; backward all-reduces and keeps this rank's rows."""
-        return _GatherSequence.apply(local, self)
+        return _Gather.apply(local, self, 0, True)
 
 
 def _all_gather_cat(local: torch.Tensor, group: Any, dim: int) -> torch.Tensor:
@@ -89,25 +89,19 @@ def _all_gather_cat(local: torch.Tensor, group: Any, dim: int) -> torch.Tensor:
     return torch.cat(parts, dim=dim)
 
 
-class _GatherColumns(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, local: torch.Tensor, split: ContextSplit) -> torch.Tensor:
-        ctx.split = split
-        return _all_gather_cat(local, split.group, dim=1).index_select(1, split.order.to(local.device))
+class _Gather(torch.autograd.Function):
+    """Every cp rank's share along `dim`, in global order. Backward: with `summed`, every rank's
+    gradient is summed first (keys and values: each rank's queries used them all); without,
+    this rank's part of its own gradient is kept (every rank computed the same loss)."""
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Optional[torch.Tensor], None]:
-        return ctx.split.local(grad), None
-
-
-class _GatherSequence(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, local: torch.Tensor, split: ContextSplit) -> torch.Tensor:
-        ctx.split = split
-        return _all_gather_cat(local, split.group, dim=0).index_select(0, split.order.to(local.device))
+    def forward(ctx: Any, local: torch.Tensor, split: ContextSplit, dim: int, summed: bool) -> torch.Tensor:
+        ctx.split, ctx.dim, ctx.summed = split, dim, summed
+        return _all_gather_cat(local, split.group, dim=dim).index_select(dim, split.order.to(local.device))
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Optional[torch.Tensor], None]:
-        total = grad.contiguous().clone()
-        dist.all_reduce(total, group=ctx.split.group)  # each rank's queries used every key
-        return ctx.split.local(total, dim=0), None
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Optional[torch.Tensor], None, None, None]:
+        if ctx.summed:
+            grad = grad.contiguous().clone()
+            dist.all_reduce(grad, group=ctx.split.group)
+        return ctx.split.local(grad, dim=ctx.dim), None, None, None
