@@ -19,9 +19,9 @@ With `logprob_impl` 'chunked' or 'fused' the output layer is bypassed and
 states and the lm_head shard, without storing even the logits slice.
 
 With context parallelism (`parallel.cp` > 1) each micro-batch's columns are split over the cp
-ranks (`context_parallel.py`; a THD row slot by slot): every rank feeds its share of the ids, scores its share of the
-targets, and the per-token log-probs and entropies are gathered back to whole rows before the
-loss, which every cp rank computes identically.
+ranks (`context_parallel.py`; a THD row slot by slot): every rank feeds its share of the ids,
+scores its share of the targets, and the per-token log-probs and entropies are gathered back
+to whole rows before the loss, which every cp rank computes identically.
 
 `run_schedule` drives `get_forward_backward_func()` (no pipelining at pp = 1, 1F1B otherwise,
 interleaved 1F1B over the model chunks with vpp > 1) over micro-batches of equal width;
