@@ -123,6 +123,11 @@ class HFBackend(ModuleBackend):
 
         return scatter(logp), None if ent is None else scatter(ent)
 
+    def move_to(self, device: torch.device) -> None:
+        """Put the model (and the inputs of later calls) on `device`."""
+        self.model.to(device)
+        self.device = device
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.model.state_dict()
 

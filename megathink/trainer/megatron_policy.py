@@ -9,7 +9,8 @@ sequence split over `parallel.cp` ranks, the rest of the world data parallel; `p
 model chunks per rank for the interleaved schedule), and rank 0 removes the file. So only rank 0 ever holds the full model (a 7B in bf16
 is 15 GB: eight ranks each building it would need 120 GB of host memory and read the
 checkpoint eight times). Rank 0 keeps the HF model as the sampler for rollouts and evaluation
-(moved to `trainer.device`). Precision comes from `model.dtype` (fp32 / bf16), or fp8 with
+(moved to `trainer.device`; with `rollout.engine=sglang` it stays on the CPU and visits
+`trainer.device` only inside `sampling()`, for the evaluations that generate from it). Precision comes from `model.dtype` (fp32 / bf16), or fp8 with
 `parallel.fp8` (Transformer Engine). The stage folder must be shared by the job's nodes, as
 the checkpoints already require.
 
@@ -27,8 +28,10 @@ departure: not megatron-core's DistributedOptimizer, which runs on CUDA only).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -72,11 +75,14 @@ def megatron_precision(cfg: RunConfig) -> str:
 class MegatronPolicy:
     def __init__(
         self, backend: Any, sampler: Optional[HFBackend], hf_config: dict[str, Any], tokenizer: Any, precision: str,
-        *, distributed_optimizer: bool = False,
+        *, distributed_optimizer: bool = False, generation_device: Optional[torch.device] = None,
     ) -> None:
         self.backend = backend
         self.distributed_optimizer = distributed_optimizer
         self.sampler = sampler
+        # Where the sampler generates; None: it already lives there. Set when it is parked on the
+        # CPU (rollouts come from SGLang engines) and moves only for evaluations.
+        self.generation_device = generation_device
         self.main = backend.info.rank == 0
         self.hf_config = hf_config
         self.tokenizer = tokenizer
@@ -86,6 +92,21 @@ class MegatronPolicy:
         state = self.backend.export_hf_state()  # collective; the tensors land on rank 0 only
         if self.sampler is not None:
             self.sampler.load_state_dict(state)
+
+    @contextlib.contextmanager
+    def sampling(self) -> Iterator[Optional[HFBackend]]:
+        """The sampler on its generation device for the duration (parked again afterwards)."""
+        parked = self.sampler is not None and self.generation_device is not None
+        if parked:
+            home = self.sampler.device
+            self.sampler.move_to(self.generation_device)
+        try:
+            yield self.sampler
+        finally:
+            if parked:
+                self.sampler.move_to(home)
+                if self.generation_device.type == "cuda":
+                    torch.cuda.empty_cache()
 
     def frozen_reference(self) -> Any:
         """A second copy of this rank's shard with the current weights, never trained (the KL
@@ -198,18 +219,23 @@ def build_megatron_policy(cfg: RunConfig, model_cfg: ModelConfig, bundle: Tokeni
         chunks, spec, info, pad_id=bundle.pad_id, logprob_impl=cfg.kernels.logprob, chunk_tokens=cfg.kernels.chunk_tokens,
         pack=p.pack_sequences,
     )
+    device = resolve_device(cfg.trainer.device)
+    # With SGLang engines serving rollouts the sampler only feeds evaluations and weight sync:
+    # it stays on the CPU and visits `trainer.device` inside `sampling()` (one model less on
+    # rank 0's GPU while it trains).
+    park = cfg.rollout.engine == "sglang" and device.type != "cpu"
     sampler: Optional[HFBackend] = None
     if hf is not None:
-        device = resolve_device(cfg.trainer.device)
-        hf.model.to(device)
-        hf.device = device
+        if not park:
+            hf.move_to(device)
         sampler = hf
     log.info(
         "megatron policy: world %d = tp %d x pp %d (vpp %d) x cp %d x dp %d, %s",
         info.world_size, p.tp, p.pp, p.vpp, p.cp, info.dp, precision,
     )
     return MegatronPolicy(
-        backend, sampler, hf_config, bundle.tokenizer, precision, distributed_optimizer=p.distributed_optimizer
+        backend, sampler, hf_config, bundle.tokenizer, precision, distributed_optimizer=p.distributed_optimizer,
+        generation_device=device if park else None,
     )
 
 

@@ -4,6 +4,9 @@
 - `sampler`: the HF model that rollouts and evaluations read, on rank 0 only (None elsewhere):
   the trained model itself with the HF backend; a full HF copy with the megatron backend,
   refreshed from the streaming exporter whenever the engine syncs (`refresh_sampler`).
+  Evaluations that generate from it directly do so inside `with policy.sampling()`: the
+  megatron backend parks its copy on the CPU while SGLang engines serve the rollouts and
+  moves it to `trainer.device` only for those evaluations.
 - `save` / `restore`: step checkpoints (trainer/checkpoint.py's files; the megatron backend
   writes sharded weights and AdamW state that reshard on resume).
 - `save_hf`: the stage's final HF directory.
@@ -16,9 +19,10 @@ megatron backend runs on every rank of a torchrun job (see megatron_policy.py).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import Any, ContextManager, Optional, Protocol
 
 import torch
 
@@ -42,6 +46,11 @@ class Policy(Protocol):
 
     def refresh_sampler(self) -> None:
         """Make `sampler` hold the trained weights (collective with the megatron backend)."""
+        ...
+
+    def sampling(self) -> ContextManager[Optional[HFBackend]]:
+        """`with policy.sampling() as sampler:` the sampler on its generation device for the
+        evaluations that call it directly (None on ranks without one)."""
         ...
 
     def frozen_reference(self) -> PolicyBackend:
@@ -81,6 +90,9 @@ class HFPolicy:
 
     def refresh_sampler(self) -> None:
         """Nothing to copy: the sampler is the trained model."""
+
+    def sampling(self) -> ContextManager[Optional[HFBackend]]:
+        return contextlib.nullcontext(self.sampler)
 
     def frozen_reference(self) -> HFBackend:
         reference = copy.copy(self.backend)

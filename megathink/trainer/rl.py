@@ -221,10 +221,11 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
         if policy.main:  # the final model's reports (rank 0's sampler holds the synced weights)
             forced: list[ModeEvalRow] = []
             if verify is not None and evaluation:  # always-think / always-short baselines of the final model
-                forced = evaluate_forced_modes(
-                    policy.sampler, bundle, tok_cfg, evaluation, cfg.eval, verify, seed=cfg.trainer.seed,
-                    thinking_opener=opener if adaptthink else (),
-                )
+                with policy.sampling() as final_model:
+                    forced = evaluate_forced_modes(
+                        final_model, bundle, tok_cfg, evaluation, cfg.eval, verify, seed=cfg.trainer.seed,
+                        thinking_opener=opener if adaptthink else (),
+                    )
                 save_eval_rows(forced, out_dir / "eval" / "forced_after.json")
             summary = build_summary(after, forced, before=before if before is not None else saved_report(out_dir / "eval" / "before.json"))
             (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

@@ -109,11 +109,10 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
 
     def evaluate(name: str) -> list[ModeEvalRow]:
         policy.refresh_sampler()  # megatron: the exported weights into rank 0's HF copy (collective)
-        if policy.sampler is None:
-            return []
-        rows = evaluate_forced_modes(
-            policy.sampler, bundle, cfg.tokenizer, eval_records, cfg.eval, verify, seed=cfg.trainer.seed
-        )
+        with policy.sampling() as sampler:
+            if sampler is None:
+                return []
+            rows = evaluate_forced_modes(sampler, bundle, cfg.tokenizer, eval_records, cfg.eval, verify, seed=cfg.trainer.seed)
         if rows:
             save_eval_rows(rows, out_dir / "eval" / f"{name}.json")
             if cfg.logger.console:
