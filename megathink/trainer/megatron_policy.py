@@ -2,17 +2,18 @@
 
 Start-up: rank 0 alone builds the HF model of `model_cfg` exactly as the HF backend builds it
 (random with the run's seed, or `model.path` with the control tokens fitted) on the CPU and
-writes its tensors and config to `<stage>/.megatron-start/` (`weights_io.write_hf_dir`). Every rank
-then reads its own slice from that file, tensor by tensor through memory maps
+writes its tensors and config to `<stage>/.megatron-start/` (`weights_io.write_hf_dir`). Every
+rank then reads its own slice from that file, tensor by tensor through memory maps
 (`weights_io.LazyHFTensors`), into its megatron GPTModel (`parallel.tp` x `parallel.pp`, each
 sequence split over `parallel.cp` ranks, the rest of the world data parallel; `parallel.vpp`
-model chunks per rank for the interleaved schedule), and rank 0 removes the file. So only rank 0 ever holds the full model (a 7B in bf16
-is 15 GB: eight ranks each building it would need 120 GB of host memory and read the
-checkpoint eight times). Rank 0 keeps the HF model as the sampler for rollouts and evaluation
-(moved to `trainer.device`; with `rollout.engine=sglang` it stays on the CPU and visits
-`trainer.device` only inside `sampling()`, for the evaluations that generate from it). Precision comes from `model.dtype` (fp32 / bf16), or fp8 with
-`parallel.fp8` (Transformer Engine). The stage folder must be shared by the job's nodes, as
-the checkpoints already require.
+model chunks per rank for the interleaved schedule), and rank 0 removes the file. So only rank
+0 ever holds the full model (a 7B in bf16 is 15 GB: eight ranks each building it would need 120
+GB of host memory and read the checkpoint eight times). Rank 0 keeps the HF model as the
+sampler for rollouts and evaluation (moved to `trainer.device`; with `rollout.engine=sglang` it
+stays on the CPU and visits `trainer.device` only inside `sampling()`, for the evaluations that
+generate from it). Precision comes from `model.dtype` (fp32 / bf16), or fp8 with `parallel.fp8`
+(Transformer Engine). The stage folder must be shared by the job's nodes, as the checkpoints
+already require.
 
 Step checkpoints hold `megatron/` (weights + AdamW state through dist_checkpointing, which
 reshards: a run saved at TP=2 resumes at PP=2, or on another data-parallel size) and
