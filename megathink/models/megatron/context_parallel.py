@@ -24,6 +24,8 @@ every slot this way, as Transformer Engine's `thd_get_partitioned_indices` does.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -48,11 +50,24 @@ def padded_width(width: int, cp: int) -> int:
     return -(-width // multiple) * multiple
 
 
-def slot_token_index(bounds: torch.Tensor, cp: int, cp_rank: int) -> torch.Tensor:
+def slot_edges(bounds: torch.Tensor | Sequence[int]) -> tuple[int, ...]:
+    """Slot boundaries as python ints (one device sync for a CUDA tensor)."""
+    return tuple(int(b) for b in (bounds.tolist() if isinstance(bounds, torch.Tensor) else bounds))
+
+
+def slot_token_index(bounds: torch.Tensor | Sequence[int], cp: int, cp_rank: int) -> torch.Tensor:
     """The columns of a row of slots (boundaries `bounds` [n + 1]) that cp rank `cp_rank` holds:
     its share of every slot, slot after slot."""
-    edges = [int(b) for b in bounds]
+    edges = slot_edges(bounds)
     return torch.cat([start + cp_token_index(end - start, cp, cp_rank) for start, end in zip(edges, edges[1:]) if end > start])
+
+
+@functools.lru_cache(maxsize=16)
+def _held_indices(edges: tuple[int, ...], cp: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(every cp rank's columns [cp, S / cp], the inverse order [S]): one micro-batch's layout is
+    asked for by every layer, so it is computed once (read-only tensors)."""
+    held = torch.stack([slot_token_index(edges, cp, rank) for rank in range(cp)])
+    return held, torch.argsort(held.reshape(-1))
 
 
 @dataclass(frozen=True)
@@ -64,10 +79,10 @@ class ContextSplit:
     group: Any
 
     @classmethod
-    def of(cls, bounds: torch.Tensor, cp: int, cp_rank: int, group: Any) -> "ContextSplit":
+    def of(cls, bounds: torch.Tensor | Sequence[int], cp: int, cp_rank: int, group: Any) -> "ContextSplit":
         """The split of a row whose sequences (slots) end at `bounds` ([0, S] for an unpacked row)."""
-        held = [slot_token_index(bounds, cp, rank) for rank in range(cp)]
-        return cls(index=held[cp_rank], order=torch.argsort(torch.cat(held)), group=group)
+        held, order = _held_indices(slot_edges(bounds), cp)
+        return cls(index=held[cp_rank], order=order, group=group)
 
     def local(self, x: torch.Tensor, dim: int = 1) -> torch.Tensor:
         """This rank's columns of `x` along `dim`."""

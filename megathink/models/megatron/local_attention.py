@@ -25,21 +25,29 @@ GPUs without TE). Attention dropout is refused (megathink trains with 0).
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Sequence
 from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 
-from megathink.models.megatron.context_parallel import ContextSplit
+from megathink.models.megatron.context_parallel import ContextSplit, slot_edges
 
 
-def slot_positions(bounds: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(slot id [S], position within the slot [S]) of every column of a row with slot ends `bounds`."""
+@functools.lru_cache(maxsize=16)
+def _slot_positions(edges: tuple[int, ...], width: int) -> tuple[torch.Tensor, torch.Tensor]:
     columns = torch.arange(width)
-    edges = bounds.to(torch.long).cpu()
-    slot = torch.bucketize(columns, edges[1:], right=True)  # [S]
-    return slot, columns - edges[slot]
+    bounds = torch.tensor(edges, dtype=torch.long)
+    slot = torch.bucketize(columns, bounds[1:], right=True)  # [S]
+    return slot, columns - bounds[slot]
+
+
+def slot_positions(bounds: torch.Tensor | Sequence[int], width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(slot id [S], position within the slot [S]) of every column of a row with slot ends
+    `bounds` (computed once per layout: every layer asks; read-only tensors)."""
+    return _slot_positions(slot_edges(bounds), width)
 
 
 class LocalCoreAttention(torch.nn.Module):
@@ -76,10 +84,10 @@ class LocalCoreAttention(torch.nn.Module):
         cp = parallel_state.get_context_parallel_world_size()
         width = local * cp
         if thd:
-            bounds = packed_seq_params.cu_seqlens_q_padded
-            bounds = packed_seq_params.cu_seqlens_q if bounds is None else bounds
+            padded = packed_seq_params.cu_seqlens_q_padded
+            bounds = slot_edges(packed_seq_params.cu_seqlens_q if padded is None else padded)
         else:
-            bounds = torch.tensor([0, width])
+            bounds = (0, width)
         visible = None  # one causal sequence per row: SDPA's causal kernels, no mask
         if thd or cp > 1:
             slot, position = slot_positions(bounds, width)  # [S] each
