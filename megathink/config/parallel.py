@@ -46,9 +46,10 @@ class ParallelConfig:
     with a per-sample mask otherwise."""
 
     distributed_optimizer: bool = False
-    """Megatron backend: shard the AdamW state over the data-parallel replicas (ZeRO stage 1,
-    torch's ZeroRedundancyOptimizer): each replica keeps and updates the moments of about 1/dp of
-    its shard's parameters and broadcasts the updated weights. Checkpoints keep the same format
+    """Megatron backend: shard the AdamW state over the ranks that hold the same model shard (the
+    data-parallel replicas x the cp ranks; ZeRO stage 1, torch's ZeroRedundancyOptimizer): each
+    keeps and updates the moments of about 1/(dp cp) of the shard's parameters and broadcasts
+    the updated weights. Checkpoints keep the same format
     either way (a run resumes with or without it, at any layout). Off: every replica holds the
     whole state of its shard."""
 

@@ -23,7 +23,7 @@ writes its shards into one temporary folder that rank 0 renames into place.
 Data parallelism splits each step's micro-batches over the replicas
 (`MegatronBackend.run_micro_batches`). Each replica holds the whole AdamW state of its model
 shard (and, for a bf16 model, its fp32 master weights: trainer/master_weights.py), or, with
-`parallel.distributed_optimizer`, about 1/dp of both (torch's ZeRO-1 `ZeroRedundancyOptimizer`;
+`parallel.distributed_optimizer`, about 1/(dp cp) of both (sharded over the replicas and cp ranks) (torch's ZeRO-1 `ZeroRedundancyOptimizer`;
 departure: not megatron-core's DistributedOptimizer, which runs on CUDA only).
 """
 
@@ -170,13 +170,13 @@ class MegatronPolicy:
         return LoadedCheckpoint(path=path, data_state=data_state, trainer_state=trainer_state)
 
     def build_optimizer(self, cfg: OptimizerConfig) -> torch.optim.Optimizer:
-        """torch AdamW on this rank's shards; ZeRO-1 over the data-parallel replicas with
-        `parallel.distributed_optimizer` (and more than one replica)."""
+        """torch AdamW on this rank's shards; with `parallel.distributed_optimizer`, ZeRO-1 over
+        every rank that holds the same shard (data x context parallel, when there are several)."""
         group = None
-        if self.distributed_optimizer and self.backend.info.dp > 1:
+        if self.distributed_optimizer and self.backend.info.dp * self.backend.info.cp > 1:
             from megatron.core import parallel_state
 
-            group = parallel_state.get_data_parallel_group()
+            group = parallel_state.get_data_parallel_group(with_context_parallel=True)
         return build_adamw(self.backend.named_parameters(), cfg, shard_group=group)
 
     def save_hf(self, directory: Path, tokenizer: Any) -> Optional[Path]:

@@ -59,7 +59,7 @@ def build_adamw(
         from torch.distributed.optim import ZeroRedundancyOptimizer
 
         replicas = torch.distributed.get_world_size(shard_group)
-        log.info("optimizer: %s, state sharded over %d data-parallel replicas (ZeRO-1)", what, replicas)
+        log.info("optimizer: %s, state sharded over %d ranks holding the same weights (ZeRO-1)", what, replicas)
         return ZeroRedundancyOptimizer(groups, optimizer_class=adamw, process_group=shard_group, **options)
     log.info("optimizer: %s", what)
     return adamw(groups, **options)

@@ -106,9 +106,9 @@ def test_interleaved_sft_matches_hf_and_resumes_without_interleaving(tmp_path: P
 
 def test_distributed_optimizer_checkpoints_cross_with_the_plain_one(tmp_path: Path) -> None:
     """parallel.distributed_optimizer (ZeRO-1 over 2 data-parallel replicas, each holding half the
-    AdamW state) saves its owned state as the main copy: the run goes ZeRO (step 1) -> context
-    parallel CP=2 (step 2: every row split over both ranks, plain AdamW) -> ZeRO (steps 3-6),
-    resuming each time, and every loss is the HF backend's."""
+    AdamW state) saves its owned state as the main copy: the run goes ZeRO over dp=2 (step 1) ->
+    context parallel CP=2 (step 2: every row split over both ranks, plain AdamW) -> ZeRO over the
+    two cp ranks (steps 3-6), resuming each time, and every loss is the HF backend's."""
     hf, run = tmp_path / "hf", tmp_path / "run"
     megathink("sft", hf)
     want = losses(hf / "sft" / "metrics.jsonl")
@@ -118,7 +118,8 @@ def test_distributed_optimizer_checkpoints_cross_with_the_plain_one(tmp_path: Pa
     assert "ZeRO-1" in started.stderr + started.stdout
     split = megathink("sft", run, *MEGATRON, "parallel.cp=2", stop, nproc=2)
     assert "cp 2" in split.stderr + split.stdout
-    megathink("sft", run, *zero, nproc=2)
+    over_cp = megathink("sft", run, *zero, "parallel.cp=2", nproc=2)
+    assert "ZeRO-1" in over_cp.stderr + over_cp.stdout
     got = losses(run / "sft" / "metrics.jsonl")
     assert sorted(got) == sorted(want)
     for step, loss in want.items():

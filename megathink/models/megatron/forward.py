@@ -198,7 +198,7 @@ def run_schedule(
     def split_of(mb: MicroBatch) -> Optional[ContextSplit]:  # this cp rank's share of the row
         if cp == 1:
             return None
-        bounds = mb.cu_seqlens if mb.cu_seqlens is not None else torch.tensor([0, width])
+        bounds = mb.cu_seqlens if mb.cu_seqlens is not None else (0, width)  # an unpacked row: one sequence
         return ContextSplit.of(
             bounds, cp, parallel_state.get_context_parallel_rank(), parallel_state.get_context_parallel_group()
         )

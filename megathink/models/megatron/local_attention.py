@@ -17,9 +17,8 @@ module is not built.
 - Neither: plain causal attention over `[s, b, heads, d]` (SDPA's causal kernels, no mask).
 
 Departures from TE: with THD or CP the mask is dense (`[S / cp, S]` per layer; TE never builds
-one), and the
-cp scheme is Llama 3's all-gather rather than TE's ring exchange, which holds the full keys
-`[S, b, groups, d]` per layer. Both are small at the lengths this path serves (CPU tests,
+one), and the cp scheme is Llama 3's all-gather rather than TE's ring exchange, which holds the
+full keys `[S, b, groups, d]` per layer. Both are small at the lengths this path serves (CPU tests,
 GPUs without TE). Attention dropout is refused (megathink trains with 0).
 """
 

@@ -14,8 +14,8 @@ and the param groups' hyper-parameters (lr, betas, weight decay, ...).
 Two optimizer layouts, the same checkpoint format: plain torch AdamW, where every
 data-parallel replica holds the full state of its model shard and replica 0's copy is saved
 (megatron's replica ids); or `parallel.distributed_optimizer` (torch's
-`ZeroRedundancyOptimizer`, ZeRO stage 1), where each replica owns the state of some of the
-parameters: each owner saves what it owns as the main replica, and on load each rank reads the
+`ZeroRedundancyOptimizer`, ZeRO stage 1, over the data x context parallel ranks), where each
+of them owns the state of some of the parameters: each owner saves what it owns as the main replica, and on load each rank reads the
 state of the parameters it owns under the new layout. So a run saved with one resumes with the
 other, at any TP / PP / DP. Departure from megatron-LM: its distributed optimizer also uses
 contiguous grad buffers and shards the grads' reduction.
@@ -58,14 +58,9 @@ def _updated(local: torch.optim.Optimizer, param: torch.Tensor) -> torch.Tensor:
 
 
 def _owner_replica(replica_id: Any) -> Any:
-    """A ZeRO owner's state is the main copy along data parallelism (megatron's replica ids end
-    with the data-parallel rank); other replica axes (TP duplicates, a tied copy) stay as they are.
-    With context parallelism only cp rank 0's owners are main: the other cp ranks hold the same
-    state again, and their replica ids (data x context parallel rank > 0) already say so."""
-    from megatron.core import parallel_state
-
-    if parallel_state.get_context_parallel_rank() != 0:
-        return replica_id
+    """A ZeRO owner's state is the main copy along data x context parallelism (megatron's replica
+    ids end with that rank, and ZeRO shards over the same ranks, so each state has one owner);
+    other replica axes (TP duplicates, a tied copy) stay as they are."""
     if isinstance(replica_id, tuple):
         return (*replica_id[:-1], 0)
     return 0
