@@ -12,22 +12,29 @@ Triton is imported only by `linear_logprob_triton.py`, and only when 'fused' is 
 See docs/KERNELS.md.
 """
 
-from megathink.kernels.dispatch import IMPLS, fused_unavailable_reason, resolve_impl
-from megathink.kernels.linear_logprob import linear_logprob
-from megathink.kernels.linear_logprob_naive import naive_linear_logprob
-from megathink.kernels.policy_loss import policy_loss
-from megathink.kernels.token_entropy import token_entropy
-from megathink.kernels.token_logprobs import token_logprobs
-from megathink.kernels.vocab_parallel import vocab_parallel_linear_logprob
+if __name__ != "megathink.kernels":
+    # Imported as a bare top-level `kernels` because the repository root is on sys.path: hand the
+    # name over to the installed package of that name (PyPI's `kernels`), never this folder.
+    from megathink.shadowed_imports import hand_over_to_installed
 
-__all__ = [
-    "IMPLS",
-    "fused_unavailable_reason",
-    "linear_logprob",
-    "naive_linear_logprob",
-    "policy_loss",
-    "resolve_impl",
-    "token_entropy",
-    "token_logprobs",
-    "vocab_parallel_linear_logprob",
-]
+    hand_over_to_installed(__name__, __file__)
+else:
+    from megathink.kernels.dispatch import IMPLS, fused_unavailable_reason, resolve_impl
+    from megathink.kernels.linear_logprob import linear_logprob
+    from megathink.kernels.linear_logprob_naive import naive_linear_logprob
+    from megathink.kernels.policy_loss import policy_loss
+    from megathink.kernels.token_entropy import token_entropy
+    from megathink.kernels.token_logprobs import token_logprobs
+    from megathink.kernels.vocab_parallel import vocab_parallel_linear_logprob
+
+    __all__ = [
+        "IMPLS",
+        "fused_unavailable_reason",
+        "linear_logprob",
+        "naive_linear_logprob",
+        "policy_loss",
+        "resolve_impl",
+        "token_entropy",
+        "token_logprobs",
+        "vocab_parallel_linear_logprob",
+    ]

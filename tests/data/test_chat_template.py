@@ -2,7 +2,7 @@
 
 import pytest
 
-from fixtures.r1_tokenizer import build_r1_style_tokenizer_dir
+from megathink_fixtures.r1_tokenizer import build_r1_style_tokenizer_dir
 from megathink.config import TokenizerConfig
 from megathink.data.chat_template import encode_prompt, fit_prompt_to_template, render_prompt
 from megathink.data.tokenizer import load_tokenizer

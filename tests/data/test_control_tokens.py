@@ -6,7 +6,7 @@ import os
 import pytest
 from transformers import AutoTokenizer
 
-from fixtures.r1_tokenizer import build_r1_style_tokenizer_dir, r1_reserved_token_id, r1_token_id
+from megathink_fixtures.r1_tokenizer import build_r1_style_tokenizer_dir, r1_reserved_token_id, r1_token_id
 from megathink.config import TokenizerConfig
 from megathink.data.tokenizer import load_tokenizer
 from megathink.data.toy_tokenizer import build_arithmetic_tokenizer

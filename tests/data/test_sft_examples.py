@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from fixtures.r1_tokenizer import build_r1_style_tokenizer_dir
+from megathink_fixtures.r1_tokenizer import build_r1_style_tokenizer_dir
 from megathink.config import DataConfig, TokenizerConfig
 from megathink.data.chat_template import encode_prompt
 from megathink.data.sft_examples import (

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from fixtures.r1_tokenizer import build_r1_style_tokenizer_dir, r1_reserved_token_id
-from fixtures.sft_shards import MAX_LEN, assert_same_batch, build_shards, open_for, toy_records
+from megathink_fixtures.r1_tokenizer import build_r1_style_tokenizer_dir, r1_reserved_token_id
+from megathink_fixtures.sft_shards import MAX_LEN, assert_same_batch, build_shards, open_for, toy_records
 from megathink.config import TokenizerConfig
 from megathink.data.loaders import write_jsonl
 from megathink.data.sft_examples import SFTBatchIterator, prepare_sft_pairs

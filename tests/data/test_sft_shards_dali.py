@@ -9,7 +9,7 @@ import itertools
 
 import pytest
 
-from fixtures.sft_shards import MAX_LEN, assert_same_batch, build_shards, open_for, toy_records
+from megathink_fixtures.sft_shards import MAX_LEN, assert_same_batch, build_shards, open_for, toy_records
 from megathink.config import TokenizerConfig
 from megathink.data.shards.batches import ShardBatchIterator
 from megathink.data.tokenizer import load_tokenizer

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from fixtures.sft_shards import MAX_LEN, assert_same_batch, build_shards, toy_records
+from megathink_fixtures.sft_shards import MAX_LEN, assert_same_batch, build_shards, toy_records
 from megathink.config import DataConfig, RunConfig, SFTConfig
 from megathink.data.sft_examples import SFTBatchIterator
 from megathink.data.sft_source import build_sft_batches

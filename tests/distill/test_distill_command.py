@@ -1,4 +1,4 @@
-"""`megathink distill` as a user runs it, against scripted endpoints (fixtures/scripted_endpoint.py): the
+"""`megathink distill` as a user runs it, against scripted endpoints (megathink_fixtures/scripted_endpoint.py): the
 API key from the environment, an endpoint that is down, and a run killed with SIGKILL, then resumed."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fixtures.scripted_endpoint import Reply, ScriptedEndpoint
+from megathink_fixtures.scripted_endpoint import Reply, ScriptedEndpoint
 
 from megathink.data.loaders import write_jsonl
 from megathink.distill.journal import journal_path, read_journal

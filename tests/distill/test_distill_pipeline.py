@@ -1,4 +1,4 @@
-"""`run_distill` against scripted endpoints (fixtures/scripted_endpoint.py, a stand-in for remote model
+"""`run_distill` against scripted endpoints (megathink_fixtures/scripted_endpoint.py, a stand-in for remote model
 servers): filters and the SFT file, the summary, resume (after a torn journal line and after a failed
 request), bounded concurrency, and the refusals that protect earlier work."""
 
@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from fixtures.scripted_endpoint import Reply, ScriptedEndpoint
+from megathink_fixtures.scripted_endpoint import Reply, ScriptedEndpoint
 
 from megathink.config.data import DataConfig
 from megathink.data.loaders import load_hybrid_sft, write_jsonl

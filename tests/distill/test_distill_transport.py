@@ -6,8 +6,8 @@ from __future__ import annotations
 import socket
 
 import pytest
-from fixtures.r1_tokenizer import build_r1_style_tokenizer_dir
-from fixtures.scripted_endpoint import Reply, ScriptedEndpoint
+from megathink_fixtures.r1_tokenizer import build_r1_style_tokenizer_dir
+from megathink_fixtures.scripted_endpoint import Reply, ScriptedEndpoint
 from transformers import PreTrainedTokenizerFast
 
 from megathink.distill.completions import build_client, endpoint_url

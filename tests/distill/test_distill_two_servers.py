@@ -1,5 +1,5 @@
 """`megathink distill` against two real model servers: two `megathink serve` processes, each serving a
-tiny Qwen2 folder whose answer is known (fixtures/chain_model.py), then `megathink sft` on the result.
+tiny Qwen2 folder whose answer is known (megathink_fixtures/chain_model.py), then `megathink sft` on the result.
 
 The reasoning model answers every prompt `Ok</think>\\boxed{7}` (R1-style template, prompt ending
 in `<think>\\n`); the instruct model answers `\\boxed{5}` (a template that opens no thought). With
@@ -22,8 +22,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from fixtures.chain_model import INSTRUCT_TEMPLATE, build_chain_model_dir
-from fixtures.r1_tokenizer import r1_reserved_token_id
+from megathink_fixtures.chain_model import INSTRUCT_TEMPLATE, build_chain_model_dir
+from megathink_fixtures.r1_tokenizer import r1_reserved_token_id
 
 from megathink.config.data import DataConfig
 from megathink.data.loaders import load_hybrid_sft, write_jsonl

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from fixtures.rollout_servers import load_backend, running_server, save_tiny_model
+from megathink_fixtures.rollout_servers import load_backend, running_server, save_tiny_model
 from megathink.config.rollout import RolloutConfig, SGLangConfig
 from megathink.rollout import LocalEngine, RolloutRequest, SamplingParams
 from megathink.rollout.engine_factory import build_rollout_engine, close_engine

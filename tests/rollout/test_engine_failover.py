@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.rollout_servers import load_backend, running_server, save_tiny_model
+from megathink_fixtures.rollout_servers import load_backend, running_server, save_tiny_model
 from megathink.config.rollout import SGLangConfig
 from megathink.rollout import LocalEngine, RolloutRequest, SamplingParams
 from megathink.rollout.http_client import RolloutServerError

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from fixtures.rollout_servers import load_backend, running_server, save_tiny_model
+from megathink_fixtures.rollout_servers import load_backend, running_server, save_tiny_model
 from megathink.rollout import LocalEngine, RolloutRequest, SamplingParams
 from megathink.rollout.http_server import RolloutHTTPServer
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fixtures.rollout_servers import save_tiny_model
+from megathink_fixtures.rollout_servers import save_tiny_model
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 

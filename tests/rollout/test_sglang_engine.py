@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.rollout_servers import CPU_SERVE, load_backend, running_server, save_tiny_model
+from megathink_fixtures.rollout_servers import CPU_SERVE, load_backend, running_server, save_tiny_model
 from megathink.config.rollout import SGLangConfig
 from megathink.rollout import LocalEngine, RolloutEngine, RolloutRequest, SamplingParams
 from megathink.rollout.http_client import RolloutServerError

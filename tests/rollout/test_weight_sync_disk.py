@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fixtures.rollout_servers import load_backend, running_server, save_tiny_model
+from megathink_fixtures.rollout_servers import load_backend, running_server, save_tiny_model
 from megathink.config.rollout import SGLangConfig
 from megathink.rollout import LocalEngine, RolloutRequest, SamplingParams
 from megathink.rollout.http_server import RolloutHTTPServer
