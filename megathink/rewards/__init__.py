@@ -2,8 +2,12 @@
 
 * `boxed.py`: the last `\\boxed{}` of a text.
 * `normalize.py`: MATH-style string normalisation and number/list parsing.
-* `equivalence.py`: `is_equivalent(pred, ref)`: pre-checks, rules, then math-verify.
-* `grader_pool.py`: `GraderPool`, time-bounded and memory-capped grading in worker processes.
+* `equivalence.py`: the grading rules: pre-checks, rules, then math-verify, all in-process
+  (`is_equivalent_trusted`: no time bound, trusted input only).
+* `grader_pool.py`: `GraderPool`, time-bounded and memory-capped grading in worker processes
+  (`grader_worker.py`: one worker).
+* `bounded_grading.py`: `is_equivalent(pred, ref)`, the public grading function: rules here,
+  symbolic algebra in a shared pool, bounded time on any input from any thread.
 * `modes.py`: the mode from the first response token and the answer region of a response.
 * `grading.py`: correctness of whole responses (region, last box, grader).
 * `thinkless_reward.py`: the Thinkless reward table.
@@ -14,7 +18,8 @@ Nothing here imports torch (grading workers import this package and must start f
 
 from megathink.rewards.adaptthink_reward import adaptthink_advantages
 from megathink.rewards.boxed import extract_last_boxed
-from megathink.rewards.equivalence import MAX_ANSWER_CHARS, is_equivalent, precheck
+from megathink.rewards.bounded_grading import is_equivalent
+from megathink.rewards.equivalence import MAX_ANSWER_CHARS, is_equivalent_trusted, precheck
 from megathink.rewards.grader_pool import GraderPool
 from megathink.rewards.grading import extract_answer, grade_response, grade_responses
 from megathink.rewards.modes import MODES, answer_region, detect_mode
@@ -33,6 +38,7 @@ __all__ = [
     "grade_response",
     "grade_responses",
     "is_equivalent",
+    "is_equivalent_trusted",
     "precheck",
     "strip_string",
     "thinkless_reward",

@@ -1,10 +1,11 @@
-"""Is a predicted final answer equivalent to the reference? (`is_equivalent`)
+"""Is a predicted final answer equivalent to the reference? The grading rules, in this process.
 
-Three steps, the first that says "equal" wins:
+`is_equivalent_trusted(pred, ref)` runs three steps, the first that says "equal" wins:
 
 1. Cheap pre-checks (`precheck`): an exact match (ignoring surrounding whitespace) is correct;
-   an empty answer, one longer than `MAX_ANSWER_CHARS`, one with a NUL byte or with braces
-   nested deeper than `MAX_BRACE_DEPTH` is wrong. These run in the caller's process (the
+   an empty answer, one longer than `MAX_ANSWER_CHARS` (or a reference longer than
+   `MAX_REFERENCE_CHARS`), one with a NUL byte or with braces nested deeper than
+   `MAX_BRACE_DEPTH` is wrong. These run in the caller's process (the
    `GraderPool` applies them before sending anything to a worker).
 2. Rules (`normalize.py`): equal normalised strings, `x = 5` against `5`, plain words compared
    case-insensitively, numbers compared exactly (fractions in every spelling, `1,000`, `.5`)
@@ -13,8 +14,9 @@ Three steps, the first that says "equal" wins:
    order).
 3. Symbolic equivalence with math-verify (`parse`/`verify`), LaTeX extraction only. Its own
    `signal.alarm` timeouts are disabled (they only work on the main thread), so this step has
-   no time bound here: untrusted answers must go through `GraderPool`, which bounds time and
-   memory per answer from outside.
+   no time bound here: `is_equivalent_trusted` is for trusted input only. The public
+   `megathink.rewards.is_equivalent` (bounded_grading.py) runs steps 1-2 here and step 3 in a
+   `GraderPool` worker, which bounds time and memory per answer from outside.
 
 Nothing is ever evaluated as code: math-verify's plain-expression extraction (which runs
 sympy's `parse_expr`, an `eval`) is not used, only its ANTLR LaTeX parser. Two plain words
@@ -43,6 +45,9 @@ from megathink.rewards.normalize import (
 MAX_ANSWER_CHARS = 1000
 """Answers longer than this are wrong (unless they equal the reference exactly)."""
 
+MAX_REFERENCE_CHARS = 10 * MAX_ANSWER_CHARS
+"""References longer than this match only an identical answer (keeps the rules' time bounded)."""
+
 MAX_BRACE_DEPTH = 50
 """Answers with braces nested deeper than this are wrong (unless they equal the reference)."""
 
@@ -67,19 +72,28 @@ def precheck(pred: str, ref: str, max_answer_chars: int = MAX_ANSWER_CHARS) -> O
         return False
     if pred_stripped == ref.strip():
         return True
-    if len(pred) > max_answer_chars or "\x00" in pred:
+    if len(pred) > max_answer_chars or "\x00" in pred or len(ref) > MAX_REFERENCE_CHARS:
         return False
     if _max_brace_depth(pred) > MAX_BRACE_DEPTH:
         return False
     return None
 
 
-def is_equivalent(pred: str, ref: str) -> bool:
-    """Whether the predicted answer `pred` is equivalent to the reference answer `ref`.
+def is_equivalent_trusted(pred: str, ref: str) -> bool:
+    """Whether `pred` is equivalent to `ref`, all three steps in this process: TRUSTED input only.
 
     Both are final answers (the content of a `\\boxed{}`), not whole responses. No time bound
-    of its own: for untrusted input call it through `GraderPool` (see the module docstring).
+    of its own (a power tower never returns): for model output use the public
+    `megathink.rewards.is_equivalent` or a `GraderPool`, which bound it.
     """
+    verdict = rules_verdict(pred, ref)
+    return symbolic_equivalent(pred, ref) if verdict is None else verdict
+
+
+def rules_verdict(pred: str, ref: str) -> Optional[bool]:
+    """Steps 1-2 (pre-checks and rules): True/False when they settle it, None when only the
+    symbolic step can. Bounded: linear pre-checks, then regexes and exact arithmetic on
+    answers of at most `MAX_ANSWER_CHARS` (numbers of at most 400 digits)."""
     verdict = precheck(pred, ref)
     if verdict is not None:
         return verdict
@@ -91,7 +105,7 @@ def is_equivalent(pred: str, ref: str) -> bool:
         return True
     if is_word(pred_norm) and is_word(ref_norm):
         return False
-    return symbolic_equivalent(pred, ref)
+    return None
 
 
 def rule_equivalent(pred_norm: str, ref_norm: str, _depth: int = 0) -> bool:
@@ -175,9 +189,11 @@ def _max_brace_depth(text: str) -> int:
 __all__ = [
     "MAX_ANSWER_CHARS",
     "MAX_BRACE_DEPTH",
+    "MAX_REFERENCE_CHARS",
     "REL_TOL",
-    "is_equivalent",
+    "is_equivalent_trusted",
     "precheck",
     "rule_equivalent",
+    "rules_verdict",
     "symbolic_equivalent",
 ]

@@ -4,40 +4,45 @@ Symbolic grading of an untrusted answer can hang (`9^{9^{9^{9}}}`), exhaust memo
 (`10^{10^{10}}`) or crash, and math-verify's own timeout uses `signal.alarm`, which only works
 on the main thread (PLATFORM_NOTES.md). So answers are graded in separate processes:
 
-* Workers are started with the "spawn" context (safe from any thread of a process that
-  already runs torch or other threads). On start each worker ignores SIGINT, caps its own
-  address space with `resource.setrlimit(RLIMIT_AS, memory_mb MiB)`, imports math-verify and
-  grades one warm-up pair, then reports ready; an allocation past the cap raises MemoryError
-  inside the worker, which counts as "wrong".
-* Each worker has its own pipe and runs one answer at a time. The parent waits on all pipes
-  with a deadline per answer (`timeout_s`, counted from when the answer is sent). An answer
+* Workers are fresh Python processes (`grader_worker.start_worker`: `sys.executable -c`, not
+  multiprocessing's spawn, so the caller's main script is never re-imported and the pool can be
+  started from any thread of a process that already runs torch). On start each worker ignores
+  SIGINT, caps its own address space with `resource.setrlimit(RLIMIT_AS, memory_mb MiB)`,
+  imports math-verify and grades one warm-up pair, then reports ready; an allocation past the
+  cap raises MemoryError inside the worker, which counts as "wrong".
+* Each worker has its own socket pair and runs one answer at a time. The parent waits on all of
+  them with a deadline per answer (`timeout_s`, or the call's own `timeout_s`, counted from when
+  the answer is sent). An answer
   that is not back by its deadline, or whose worker dies, is wrong; that worker is killed
   (SIGKILL), reaped and replaced, and the other answers keep going on the other workers.
 * Cheap pre-checks (`equivalence.precheck`: exact match, length cap, NUL bytes, brace depth)
   run in the caller's process and never reach a worker.
 * `close()` (also on `with` exit, garbage collection and interpreter exit) asks each worker to
   stop, kills any that does not within a second, and reaps them all: no zombies. The pool is
-  usable from any thread; calls from several threads are serialised by a lock.
+  usable from any thread; calls from several threads are serialised by a lock. A forked child
+  that inherits a pool never stops its parent's workers.
 
 A worker that reports it cannot start (the memory cap is too small for Python and sympy, or
 math-verify is missing), or more than `MAX_STARTUP_DEATHS` workers in a row that die while
-starting, raise `ConfigError` naming `reward.grade_memory_mb`. The process that creates a
-pool must be importable under "spawn" (a script guards its entry point with
-`if __name__ == "__main__":`).
+starting, raise `ConfigError` naming `reward.grade_memory_mb`.
+
+`megathink.rewards.is_equivalent` grades through one process-wide pool of this kind
+(`bounded_grading.py`), so the public function is time-bounded too.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import multiprocessing.connection
+import os
 import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from megathink.errors import ConfigError, DataError
 from megathink.rewards.equivalence import MAX_ANSWER_CHARS, precheck
+from megathink.rewards.grader_worker import WorkerProcess, start_worker
 
 STARTUP_TIMEOUT_S = 120.0
 """How long a worker may take to start (spawn, import sympy and math-verify, warm up)."""
@@ -50,10 +55,13 @@ _STOP_GRACE_S = 1.0
 
 @dataclass
 class _Worker:
-    process: Any
-    conn: Any
+    process: WorkerProcess
     started_at: float
     ready: bool = False
+
+    @property
+    def conn(self) -> multiprocessing.connection.Connection:
+        return self.process.conn
 
 
 class GraderPool:
@@ -74,17 +82,14 @@ class GraderPool:
         _check_positive_int("reward.grade_workers", workers, 1)
         _check_positive_int("reward.grade_memory_mb", memory_mb, 64)
         _check_positive_int("max_answer_chars", max_answer_chars, 1)
-        if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
-            raise ConfigError(f"reward.grade_timeout_s = {timeout_s!r} is invalid: must be a number > 0.")
-        self.timeout_s = float(timeout_s)
+        self.timeout_s = _check_timeout("reward.grade_timeout_s", timeout_s)
         self.memory_mb = memory_mb
         self.max_answer_chars = max_answer_chars
-        self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
         self._closed = False
         self._startup_deaths = 0
-        self._finalizer = weakref.finalize(self, _stop_workers, self._workers)
+        self._finalizer = weakref.finalize(self, _stop_workers, self._workers, os.getpid())
         for _ in range(workers):
             self._workers.append(self._start_worker())
 
@@ -102,12 +107,13 @@ class GraderPool:
         """Grade one (answer, reference) pair; see `grade_many`."""
         return self.grade_many([(pred, ref)])[0]
 
-    def grade_many(self, items: Sequence[tuple[str, str]]) -> list[bool]:
+    def grade_many(self, items: Sequence[tuple[str, str]], timeout_s: Optional[float] = None) -> list[bool]:
         """Whether each predicted answer is equivalent to its reference, in input order.
 
-        Each item gets at most `timeout_s` seconds of a worker; one that times out or crashes
-        its worker is False, and the others are still graded.
+        Each item gets at most `timeout_s` seconds of a worker (the pool's own when None); one
+        that times out or crashes its worker is False, and the others are still graded.
         """
+        deadline_s = self.timeout_s if timeout_s is None else _check_timeout("timeout_s", timeout_s)
         pairs = _check_items(items)
         results = [False] * len(pairs)
         pending: list[int] = []
@@ -122,7 +128,7 @@ class GraderPool:
         with self._lock:
             if self._closed:
                 raise RuntimeError("GraderPool.grade_many called after close().")
-            self._run(pairs, pending[::-1], results)
+            self._run(pairs, pending[::-1], results, deadline_s)
         return results
 
     def wait_ready(self) -> None:
@@ -145,7 +151,7 @@ class GraderPool:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _run(self, pairs: list[tuple[str, str]], todo: list[int], results: list[bool]) -> None:
+    def _run(self, pairs: list[tuple[str, str]], todo: list[int], results: list[bool], timeout_s: float) -> None:
         # todo is a stack (reversed pending list); busy maps a worker slot to (item, deadline).
         busy: dict[int, tuple[int, float]] = {}
         try:
@@ -155,12 +161,12 @@ class GraderPool:
                         continue
                     index = todo.pop()
                     try:
-                        worker.conn.send((index, pairs[index][0], pairs[index][1]))
+                        worker.conn.send((index, pairs[index][0], pairs[index][1], timeout_s))
                     except OSError:  # the worker died while idle: replace it, retry the item
                         todo.append(index)
                         self._replace(slot)
                         continue
-                    busy[slot] = (index, time.monotonic() + self.timeout_s)
+                    busy[slot] = (index, time.monotonic() + timeout_s)
                 self._wait_and_collect(busy, results)
         except BaseException:
             # Interrupted (KeyboardInterrupt, say): a worker still busy with an item of this call
@@ -190,7 +196,7 @@ class GraderPool:
                     if self._startup_deaths > MAX_STARTUP_DEATHS:
                         self._fail_startup(
                             f"{self._startup_deaths} grading workers in a row exited while starting "
-                            f"(last exit code {_exit_code(worker)})"
+                            f"(last exit code {worker.process.exit_code(1.0)})"
                         )
                 busy.pop(slot, None)
                 self._replace(slot)
@@ -212,16 +218,10 @@ class GraderPool:
                 self._fail_startup(f"a grading worker did not start within {STARTUP_TIMEOUT_S:.0f} s")
 
     def _start_worker(self) -> _Worker:
-        parent_conn, child_conn = self._context.Pipe(duplex=True)
-        process = self._context.Process(
-            target=_worker_main, args=(child_conn, self.memory_mb), name="megathink-grader", daemon=True
-        )
-        process.start()
-        child_conn.close()
-        return _Worker(process=process, conn=parent_conn, started_at=time.monotonic())
+        return _Worker(process=start_worker(self.memory_mb), started_at=time.monotonic())
 
     def _replace(self, slot: int) -> None:
-        _kill(self._workers[slot])
+        self._workers[slot].process.kill()
         self._workers[slot] = self._start_worker()
 
     def _fail_startup(self, reason: str) -> None:
@@ -233,57 +233,11 @@ class GraderPool:
         )
 
 
-def _worker_main(conn: Any, memory_mb: int) -> None:
-    """Body of a grading worker: cap memory, warm up, then grade (index, pred, ref) until told to stop."""
-    import logging
-    import resource
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        limit = memory_mb * 1024 * 1024
-        _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        if hard != resource.RLIM_INFINITY:
-            limit = min(limit, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        # math-verify warns once that its own timeout is off: here the pool is the timeout.
-        logging.getLogger("math_verify").setLevel(logging.ERROR)
-        from megathink.rewards.equivalence import is_equivalent
-
-        if not is_equivalent("\\frac{1}{2}", "0.5+x-x"):
-            raise RuntimeError("math-verify warm-up gave a wrong verdict")
-    except BaseException as error:  # reported to the parent, which raises ConfigError
-        conn.send(("error", f"{type(error).__name__}: {error}"))
+def _stop_workers(workers: list[_Worker], owner_pid: int) -> None:
+    if os.getpid() != owner_pid:
+        # A forked child holds a copy of the pool: the workers are its parent's, leave them running.
+        workers.clear()
         return
-    conn.send(("ready",))
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return
-        if message is None:
-            return
-        index, pred, ref = message
-        try:
-            verdict = is_equivalent(pred, ref)
-        except Exception:  # MemoryError, RecursionError, parser bugs: not shown equal
-            verdict = False
-        conn.send((index, bool(verdict)))
-
-
-def _exit_code(worker: _Worker) -> Any:
-    worker.process.join(1.0)
-    return worker.process.exitcode
-
-
-def _kill(worker: _Worker) -> None:
-    if worker.process.is_alive():
-        worker.process.kill()
-    worker.process.join()
-    worker.conn.close()
-
-
-def _stop_workers(workers: list[_Worker]) -> None:
     for worker in workers:
         try:
             worker.conn.send(None)
@@ -291,8 +245,8 @@ def _stop_workers(workers: list[_Worker]) -> None:
             pass
     deadline = time.monotonic() + _STOP_GRACE_S
     for worker in workers:
-        worker.process.join(max(0.0, deadline - time.monotonic()))
-        _kill(worker)
+        worker.process.exit_code(max(0.0, deadline - time.monotonic()))
+        worker.process.kill()
     workers.clear()
 
 
@@ -303,6 +257,12 @@ def _check_items(items: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
             raise DataError(f"items[{position}] = {item!r:.80} is invalid: each item must be an (answer, reference) pair.")
         pairs.append((item[0], item[1]))
     return pairs
+
+
+def _check_timeout(path: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"{path} = {value!r} is invalid: must be a number of seconds > 0.")
+    return float(value)
 
 
 def _check_positive_int(path: str, value: Any, low: int) -> None:

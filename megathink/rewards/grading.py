@@ -3,7 +3,8 @@
 `grade_responses` extracts every answer first and sends the well-formed ones to the grader in
 one batch (a `GraderPool` grades them in parallel, each time-bounded); `grade_response` is the
 one-response form. The grader is either a `GraderPool` (anything with `grade_many`) or a plain
-function `(pred, ref) -> bool` such as `is_equivalent` (no time bound: trusted input only).
+function `(pred, ref) -> bool` such as `is_equivalent` (time-bounded, one answer at a time) or
+`is_equivalent_trusted` (no time bound: trusted input only).
 """
 
 from __future__ import annotations

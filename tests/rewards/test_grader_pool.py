@@ -1,6 +1,5 @@
 """GraderPool: untrusted answers are wrong within the time limit, workers are replaced, no leaks."""
 
-import multiprocessing
 import os
 import threading
 import time
@@ -10,6 +9,7 @@ import pytest
 from megathink.config.reward import RewardConfig
 from megathink.errors import ConfigError, DataError
 from megathink.rewards import GraderPool
+from megathink.rewards.grader_worker import SELF_DESTRUCT_GRACE_S, start_worker
 
 TIMEOUT_S = 1.0
 # An answer's clock starts when a worker takes it; when every worker was just replaced, the
@@ -102,8 +102,7 @@ def test_close_leaves_no_processes():
     assert len(pids) == 2  # the stuck worker was replaced
     pool.close()
     pool.close()  # idempotent
-    assert [child for child in multiprocessing.active_children() if child.pid in pids] == []
-    for pid in pids:  # reaped, not zombies
+    for pid in pids:  # stopped and reaped, not zombies
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     with pytest.raises(RuntimeError):
@@ -117,7 +116,23 @@ def test_unclosed_pool_is_cleaned_up_when_collected():
     pids = pool.worker_pids
     del pool
     gc.collect()
-    assert [child for child in multiprocessing.active_children() if child.pid in pids] == []
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_a_worker_left_alone_on_a_hanging_answer_ends_itself():
+    # The pool kills a worker at the answer's deadline; if the pool's process cannot (it died),
+    # the worker's own timer ends it a little later instead of spinning forever.
+    worker = start_worker(memory_mb=1024)
+    try:
+        assert worker.conn.poll(60) and worker.conn.recv() == ("ready",)
+        start = time.monotonic()
+        worker.conn.send((0, "9^{9^{9^{9}}}", "1", TIMEOUT_S))
+        assert worker.exit_code(TIMEOUT_S + SELF_DESTRUCT_GRACE_S + 10) is not None
+        assert time.monotonic() - start >= TIMEOUT_S + SELF_DESTRUCT_GRACE_S - 0.5
+    finally:
+        worker.kill()
 
 
 def test_prechecks_need_no_worker():
