@@ -12,3 +12,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # imports triton, and any test module may import it indirectly (megathink.kernels comes in with
 # the backends), so it is set here, before collection, not only in tests/kernels/.
 os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+import pytest  # noqa: E402  (after the environment switches above)
+
+
+@pytest.fixture(scope="session")
+def tiny_sft_stage(tmp_path_factory: pytest.TempPathFactory):
+    """A finished 4-step SFT stage of a tiny model (megathink_fixtures/tiny_runs.py), shared by the
+    evaluation tests; read-only (copy before changing anything)."""
+    from megathink_fixtures.tiny_runs import build_tiny_sft_stage
+
+    return build_tiny_sft_stage(tmp_path_factory.mktemp("tiny_sft_run"))

@@ -10,45 +10,28 @@ import pytest
 import torch
 
 from megathink.config import (
-    CheckpointConfig,
     ConfigError,
     DataConfig,
     EvalConfig,
     LoggerConfig,
     ModelConfig,
-    OptimizerConfig,
     RewardConfig,
     RunConfig,
-    SFTConfig,
     TokenizerConfig,
     TrainerConfig,
 )
 from megathink.errors import MissingPathError
 from megathink.evaluation.policy_loader import load_policy
 from megathink.evaluation.run_eval import run_eval
-from megathink.trainer.sft import run_sft
 
 SMALL = ModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=2, intermediate_size=64)
 QUIET = LoggerConfig(console=False, progress_bar=False, tensorboard=False)
 
 
 @pytest.fixture(scope="module")
-def stage(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished tiny SFT stage: resolved_config.yaml, checkpoints/step_00000004 (and 2), hf/."""
-    threads = torch.get_num_threads()
-    out = tmp_path_factory.mktemp("run") / "sft"
-    cfg = RunConfig(
-        output_dir=str(out.parent),
-        model=SMALL,
-        data=DataConfig(levels=[1, 2], toy_train_size=16, toy_eval_per_level=0, max_seq_len=64),
-        trainer=TrainerConfig(device="cpu", num_threads=1),
-        sft=SFTConfig(max_steps=4, micro_batch_size=4, optimizer=OptimizerConfig(lr=3e-3, min_lr=3e-4)),
-        checkpoint=CheckpointConfig(save_every=2, keep_last=2, save_hf=True),
-        logger=QUIET,
-    )
-    run_sft(cfg, out)
-    torch.set_num_threads(threads)
-    return out
+def stage(tiny_sft_stage: Path) -> Path:
+    """A finished tiny SFT stage: resolved_config.yaml, checkpoints/step_00000004 (and 2), hf/ (shared, read-only)."""
+    return tiny_sft_stage
 
 
 @pytest.fixture(autouse=True)

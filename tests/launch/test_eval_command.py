@@ -9,19 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-from megathink.config import (
-    CheckpointConfig,
-    DataConfig,
-    LoggerConfig,
-    ModelConfig,
-    RunConfig,
-    SFTConfig,
-    TrainerConfig,
-)
 from megathink.launch.schema import register_schema, to_run_config
-from megathink.trainer.sft import run_sft
 
 ENV = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
 
@@ -32,24 +21,9 @@ def megathink(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def stage(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-step SFT stage of a tiny model on toy levels 1-2 (hf/ and checkpoints/step_00000002)."""
-    threads = torch.get_num_threads()
-    out = tmp_path_factory.mktemp("run") / "sft"
-    run_sft(
-        RunConfig(
-            output_dir=str(out.parent),
-            model=ModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=2, intermediate_size=64),
-            data=DataConfig(levels=[1, 2], toy_train_size=8, toy_eval_per_level=0, max_seq_len=64),
-            trainer=TrainerConfig(device="cpu", num_threads=1),
-            sft=SFTConfig(max_steps=2, micro_batch_size=4),
-            checkpoint=CheckpointConfig(save_every=2, save_hf=True),
-            logger=LoggerConfig(console=False, progress_bar=False, tensorboard=False),
-        ),
-        out,
-    )
-    torch.set_num_threads(threads)
-    return out
+def stage(tiny_sft_stage: Path) -> Path:
+    """A finished tiny SFT stage on toy levels 1-2 (hf/, checkpoints/step_00000002 and 4; shared, read-only)."""
+    return tiny_sft_stage
 
 
 def test_eval_config_composes_with_the_papers_temperature() -> None:

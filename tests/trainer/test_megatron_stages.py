@@ -47,11 +47,18 @@ def losses(path: Path, key: str = "loss") -> dict[int, float]:
     return {row["step"]: row[key] for row in rows if key in row}
 
 
-def test_sft_under_torchrun_matches_hf_and_resumes_at_another_layout(tmp_path: Path) -> None:
-    hf, straight, parts = tmp_path / "hf", tmp_path / "tp2", tmp_path / "parts"
-    megathink("sft", hf)
+@pytest.fixture(scope="module")
+def hf_losses(tmp_path_factory: pytest.TempPathFactory) -> dict[int, float]:
+    """The SMOKE SFT run's losses on the HF backend (one process): the reference of several tests."""
+    out = tmp_path_factory.mktemp("hf_reference")
+    megathink("sft", out)
+    return losses(out / "sft" / "metrics.jsonl")
+
+
+def test_sft_under_torchrun_matches_hf_and_resumes_at_another_layout(tmp_path: Path, hf_losses) -> None:
+    straight, parts = tmp_path / "tp2", tmp_path / "parts"
     megathink("sft", straight, *MEGATRON, "parallel.tp=2", nproc=2)
-    want, got = losses(hf / "sft" / "metrics.jsonl"), losses(straight / "sft" / "metrics.jsonl")
+    want, got = hf_losses, losses(straight / "sft" / "metrics.jsonl")
     assert sorted(got) == [1, 2, 3, 4, 5, 6]
     for step, loss in want.items():
         assert got[step] == pytest.approx(loss, rel=1e-5), step
@@ -104,14 +111,12 @@ def test_interleaved_sft_matches_hf_and_resumes_without_interleaving(tmp_path: P
         assert got[step] == pytest.approx(loss, rel=1e-5), step
 
 
-def test_distributed_optimizer_checkpoints_cross_with_the_plain_one(tmp_path: Path) -> None:
+def test_distributed_optimizer_checkpoints_cross_with_the_plain_one(tmp_path: Path, hf_losses) -> None:
     """parallel.distributed_optimizer (ZeRO-1 over 2 data-parallel replicas, each holding half the
     AdamW state) saves its owned state as the main copy: the run goes ZeRO over dp=2 (step 1) ->
     context parallel CP=2 (step 2: every row split over both ranks, plain AdamW) -> ZeRO over the
     two cp ranks (steps 3-6), resuming each time, and every loss is the HF backend's."""
-    hf, run = tmp_path / "hf", tmp_path / "run"
-    megathink("sft", hf)
-    want = losses(hf / "sft" / "metrics.jsonl")
+    run, want = tmp_path / "run", hf_losses
     zero = [*MEGATRON, "parallel.distributed_optimizer=true"]
     stop = "trainer.max_time_minutes=0.0001"
     started = megathink("sft", run, *zero, stop, nproc=2)

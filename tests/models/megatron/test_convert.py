@@ -22,6 +22,23 @@ def convert(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
 
 
+@pytest.fixture(scope="module")
+def tp2_checkpoint(hf_dirs, tmp_path_factory):
+    """`kind -> hf_dirs[kind]` converted by `megathink convert hf-to-megatron --tp 2`, once per kind
+    for the whole module (read-only)."""
+    converted: dict[str, Path] = {}
+
+    def get(kind: str) -> Path:
+        if kind not in converted:
+            ckpt = tmp_path_factory.mktemp(f"tp2_{kind}") / "mc"
+            result = convert("hf-to-megatron", "--hf-dir", str(hf_dirs[kind]), "--out", str(ckpt), "--tp", "2")
+            assert result.returncode == 0, result.stderr[-4000:]
+            converted[kind] = ckpt
+        return converted[kind]
+
+    return get
+
+
 def _tensors(folder: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
@@ -29,11 +46,9 @@ def _tensors(folder: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("kind", ["qwen2", "llama"])
-def test_hf_to_megatron_tp2_to_hf_is_bit_exact(hf_dirs, tmp_path, kind) -> None:
-    ckpt, back = tmp_path / "mc", tmp_path / "hf_back"
-    result = convert("hf-to-megatron", "--hf-dir", str(hf_dirs[kind]), "--out", str(ckpt), "--tp", "2")
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert (ckpt / "megathink_model.json").is_file() and not list(tmp_path.glob(".mc.tmp*"))
+def test_hf_to_megatron_tp2_to_hf_is_bit_exact(hf_dirs, tp2_checkpoint, tmp_path, kind) -> None:
+    ckpt, back = tp2_checkpoint(kind), tmp_path / "hf_back"
+    assert (ckpt / "megathink_model.json").is_file() and not list(ckpt.parent.glob(".mc.tmp*"))
     result = convert("megatron-to-hf", "--ckpt", str(ckpt), "--out", str(back))
     assert result.returncode == 0, result.stderr[-4000:]
     original, exported = _tensors(hf_dirs[kind]), _tensors(back)
@@ -49,9 +64,8 @@ def test_hf_to_megatron_tp2_to_hf_is_bit_exact(hf_dirs, tmp_path, kind) -> None:
     assert torch.equal(got, want)
 
 
-def test_checkpoint_saved_at_tp2_loads_at_pp2(hf_dirs, tmp_path) -> None:
-    ckpt = tmp_path / "mc"
-    assert convert("hf-to-megatron", "--hf-dir", str(hf_dirs["qwen2"]), "--out", str(ckpt), "--tp", "2").returncode == 0
+def test_checkpoint_saved_at_tp2_loads_at_pp2(hf_dirs, tp2_checkpoint, tmp_path) -> None:
+    ckpt = tp2_checkpoint("qwen2")
     out = tmp_path / "parity.json"
     torchrun("reshard_worker.py", 2, str(hf_dirs["qwen2"]), str(ckpt), "1", "2", str(out))
     assert read_json(out)["logits"] < 1e-5
