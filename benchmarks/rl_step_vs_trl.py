@@ -167,7 +167,7 @@ def run_megathink(cfg: dict[str, Any], workdir: Path) -> dict[str, Any]:
         advantages = group_advantages(rewards, group_ids, std_normalize=algorithm.std_normalize)
         batch = build_rl_batch(samples, advantages, pad_id=bundle.pad_id)
         backend.train(False)
-        score = dict(temperature=cfg["temperature"], micro_batch_size=rl.micro_batch_size)
+        score = dict(temperature=cfg["temperature"], rl=rl)
         # As run_rl: one update per rollout step is on-policy, so the update's own forward pass
         # gives the old log-probs (rl_update with old_logp=None); several would need score_batch.
         old_logp = score_batch(backend, batch, **score) if rl.mini_batches > 1 else None

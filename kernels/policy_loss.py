@@ -13,6 +13,8 @@ the token's normalisation weight, which is fixed by the mask alone:
 * DeGRPO: the control token (column 0) alpha / (masked control tokens); the response tokens
   1 / (masked response tokens) ('batch_token') or 1 / (T_i * G) ('sequence').
 
+The counts behind those weights are `denominators` (a whole mini-batch's
+`LossDenominators`, so micro-batch losses add up) or, by default, those of the mask.
 The node saves one `[B, T]` tensor, `d pg / d logp = weight * (clipped ? 0 : -A rho)`, instead
 of the ratio, clamp, branch and mask intermediates autograd keeps for the composed version.
 Its forward reduces the same per-token losses with the same masked means as
@@ -36,6 +38,7 @@ from megathink.algorithms._inputs import (
     regularisers,
     to_floats,
 )
+from megathink.algorithms.denominators import LossDenominators
 from megathink.algorithms.masked import masked_count, masked_mean, masked_sum
 from megathink.algorithms.surrogate import clipped_surrogate
 from megathink.config.algorithm import GRPO_AGGREGATIONS, RESPONSE_NORMS
@@ -60,6 +63,7 @@ def policy_loss(
     kl_estimator: str = "k3",
     entropy: Optional[torch.Tensor] = None,
     entropy_coef: float = 0.0,
+    denominators: Optional[LossDenominators] = None,
     impl: str = "fused",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """GRPO (`agg`) or DeGRPO (`alpha`, `response_norm`) loss (0-dim) and metrics.
@@ -70,7 +74,7 @@ def policy_loss(
     check_choice("impl", impl, POLICY_LOSS_IMPLS)
     common = dict(
         clip_eps=clip_eps, ref_logp=ref_logp, kl_coef=kl_coef, kl_estimator=kl_estimator,
-        entropy=entropy, entropy_coef=entropy_coef,
+        entropy=entropy, entropy_coef=entropy_coef, denominators=denominators,
     )
     if algorithm == "degrpo":
         if alpha is None:
@@ -89,7 +93,9 @@ def policy_loss(
     if algorithm == "degrpo" and x.logp.shape[1] < 1:
         raise ValueError(f"{fn}: logp must have T >= 1 columns (column 0 is the control token); got T = 0.")
     mode = ("degrpo", response_norm, float(alpha)) if algorithm == "degrpo" else ("grpo", agg, 1.0)
-    pg, parts, is_clipped = _FusedSurrogate.apply(x.logp, x.old_logp, x.advantages, x.mask, clip_eps, mode)
+    pg, parts, is_clipped = _FusedSurrogate.apply(
+        x.logp, x.old_logp, x.advantages, x.mask, clip_eps, mode, x.denominators
+    )
     reg, values = regularisers(x, kl_coef=kl_coef, kl_estimator=kl_estimator, entropy_coef=entropy_coef)
     loss = pg + reg
     metrics = {"loss": loss, "pg_loss": pg}
@@ -97,43 +103,46 @@ def policy_loss(
         metrics.update(ctrl_loss=parts[0], resp_loss=parts[1])
     metrics.update(ratio_metrics(x, is_clipped))
     if algorithm == "degrpo":
-        metrics["ctrl_clip_frac"] = masked_mean(is_clipped[:, 0].to(x.logp.dtype), x.mask[:, 0])
+        ctrl_clipped = masked_sum(is_clipped[:, 0].to(x.logp.dtype), x.mask[:, 0])
+        metrics["ctrl_clip_frac"] = x.denominators.divide(ctrl_clipped, "ctrl_tokens")
     metrics.update(values)
     return loss, to_floats(metrics)
 
 
-def _reduce(per_token: torch.Tensor, mask: torch.Tensor, mode: tuple) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _reduce(
+    per_token: torch.Tensor, mask: torch.Tensor, mode: tuple, d: LossDenominators
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """pg (0-dim), its parts `[2]` (DeGRPO's ctrl, resp; else zeros) and the per-token weights
-    `[B, T]` with pg = sum(weights * per_token), reduced exactly as `megathink.algorithms` does."""
+    `[B, T]` with pg = sum(weights * per_token), reduced exactly as `megathink.algorithms` does
+    with the counts `d`."""
     kind, norm, alpha = mode
-    dtype, width = per_token.dtype, per_token.shape[1]
+    dtype = per_token.dtype
     maskf = mask.to(dtype)  # [B, T]
     if kind == "grpo":
         parts = torch.zeros(2, dtype=dtype, device=per_token.device)
         if norm == "token_mean":
-            pg = masked_mean(per_token, mask)
-            return pg, parts, maskf / masked_count(mask, like=per_token).clamp(min=1)
+            pg = d.divide(masked_sum(per_token, mask), "tokens")
+            return pg, parts, d.divide(maskf, "tokens")
         seq_sum = masked_sum(per_token, mask, dim=1)  # [B]
-        n_tok = masked_count(mask, dim=1, like=per_token)  # [B]
-        n_seq = (n_tok > 0).sum().to(dtype).clamp(min=1)
         if norm == "seq_mean_token_mean":
-            pg = (seq_sum / n_tok.clamp(min=1)).sum() / n_seq
-            return pg, parts, maskf / n_tok.clamp(min=1)[:, None] / n_seq
-        pg = (seq_sum / max(width, 1)).sum() / n_seq  # seq_mean_token_sum_norm
-        return pg, parts, maskf / (max(width, 1) * n_seq)
+            n_tok = masked_count(mask, dim=1, like=per_token).clamp(min=1)  # [B]
+            pg = d.divide((seq_sum / n_tok).sum(), "sequences")
+            return pg, parts, d.divide(maskf / n_tok[:, None], "sequences")
+        width = max(d.width, 1)  # seq_mean_token_sum_norm
+        pg = d.divide((seq_sum / width).sum(), "sequences")
+        return pg, parts, d.divide(maskf / width, "sequences")
 
     ctrl_mask, resp_mask = mask[:, 0], mask[:, 1:]  # [B], [B, T-1]
-    ctrl = masked_mean(per_token[:, 0], ctrl_mask)
-    ctrl_w = alpha * maskf[:, :1] / masked_count(ctrl_mask, like=per_token[:, 0]).clamp(min=1)  # [B, 1]
+    ctrl = d.divide(masked_sum(per_token[:, 0], ctrl_mask), "ctrl_tokens")
+    ctrl_w = alpha * d.divide(maskf[:, :1], "ctrl_tokens")  # [B, 1]
     resp_tok = per_token[:, 1:]
     if norm == "batch_token":
-        resp = masked_mean(resp_tok, resp_mask)
-        resp_w = maskf[:, 1:] / masked_count(resp_mask, like=resp_tok).clamp(min=1)
+        resp = d.divide(masked_sum(resp_tok, resp_mask), "resp_tokens")
+        resp_w = d.divide(maskf[:, 1:], "resp_tokens")
     else:  # sequence
-        seq_mean = masked_mean(resp_tok, resp_mask, dim=1)  # [B]
-        n_seq = mask.any(dim=1).sum().to(dtype).clamp(min=1)  # G
-        resp = seq_mean.sum() / n_seq
-        resp_w = maskf[:, 1:] / masked_count(resp_mask, dim=1, like=resp_tok).clamp(min=1)[:, None] / n_seq
+        n_tok = masked_count(resp_mask, dim=1, like=resp_tok).clamp(min=1)  # [B]
+        resp = d.divide(masked_mean(resp_tok, resp_mask, dim=1).sum(), "sequences")
+        resp_w = d.divide(maskf[:, 1:] / n_tok[:, None], "sequences")
     pg = alpha * ctrl + resp
     return pg, torch.stack([ctrl, resp]), torch.cat([ctrl_w, resp_w], dim=1)
 
@@ -142,9 +151,9 @@ class _FusedSurrogate(torch.autograd.Function):
     """pg = sum_t weight[t] * max(-A rho, -A clip(rho)); saves only d pg / d logp `[B, T]`."""
 
     @staticmethod
-    def forward(ctx, logp, old_logp, advantages, mask, clip_eps: float, mode: tuple):  # type: ignore[override]
+    def forward(ctx, logp, old_logp, advantages, mask, clip_eps: float, mode: tuple, denominators):  # type: ignore[override]
         per_token, is_clipped, ratio = clipped_surrogate(logp, old_logp, advantages, clip_eps)  # [B, T] each
-        pg, parts, weight = _reduce(per_token, mask, mode)
+        pg, parts, weight = _reduce(per_token, mask, mode, denominators)
         unclipped_grad = -advantages[:, None] * ratio  # d l / d logp on unclipped tokens
         coef = torch.where(is_clipped, torch.zeros_like(ratio), unclipped_grad) * weight  # [B, T]
         ctx.save_for_backward(coef)
@@ -154,7 +163,7 @@ class _FusedSurrogate(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_pg, grad_parts, grad_clipped):  # type: ignore[override]
         (coef,) = ctx.saved_tensors
-        return coef * grad_pg, None, None, None, None, None
+        return coef * grad_pg, None, None, None, None, None, None
 
 
 __all__ = ["ALGORITHMS", "POLICY_LOSS_IMPLS", "policy_loss"]

@@ -1,11 +1,13 @@
-"""Validation and padding-neutralisation shared by `grpo_loss` and `degrpo_loss`.
+"""Validation and padding-neutralisation shared by the policy losses.
 
 `prepare_policy_inputs` checks shapes, choices and coefficients (ValueError naming the
 argument), then returns the per-token inputs in a common float dtype (at least float32) with
 every position under a zero mask replaced by 0, so garbage in padding (huge values, inf)
 cannot leak into the loss or, through `0 * inf`, into the gradient. `old_logp`,
 `advantages` and `ref_logp` are detached (they are targets, never trained); `logp` and
-`entropy` keep their graph.
+`entropy` keep their graph. It also fixes the `LossDenominators` every batch-level mean
+divides by: the ones given (a whole mini-batch's, for split-invariant updates) or, when none
+are given, those of the mask at hand (denominators.py).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import Optional
 
 import torch
 
+from megathink.algorithms.denominators import LossDenominators
 from megathink.algorithms.kl import check_kl_estimator, kl_penalty
-from megathink.algorithms.masked import as_bool_mask, masked_mean
+from megathink.algorithms.masked import as_bool_mask, masked_sum
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,15 @@ class PolicyInputs:
     mask: torch.Tensor  # [B, T] bool
     ref_logp: Optional[torch.Tensor]  # [B, T], detached
     entropy: Optional[torch.Tensor]  # [B, T], grad
+    denominators: LossDenominators  # what batch-level means divide by
+
+    def token_mean(self, x: torch.Tensor) -> torch.Tensor:
+        """Sum of `x` [B, T] over masked tokens / the counted tokens (0-dim)."""
+        return self.denominators.divide(masked_sum(x, self.mask), "tokens")
+
+    def sequence_mean(self, per_row: torch.Tensor) -> torch.Tensor:
+        """Sum of `per_row` [B] over rows with a masked token / the counted sequences (0-dim)."""
+        return self.denominators.divide(masked_sum(per_row, self.mask.any(dim=1)), "sequences")
 
 
 def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
@@ -62,6 +74,7 @@ def prepare_policy_inputs(
     kl_estimator: str,
     entropy: Optional[torch.Tensor],
     entropy_coef: float,
+    denominators: Optional[LossDenominators] = None,
 ) -> PolicyInputs:
     if logp.dim() != 2 or not logp.dtype.is_floating_point:
         raise ValueError(f"{fn}: logp must be a float [B, T] tensor; got {logp.dtype} of shape {tuple(logp.shape)}.")
@@ -81,6 +94,8 @@ def prepare_policy_inputs(
         raise ValueError(f"{fn}: kl_coef = {kl_coef!r} > 0 needs ref_logp (the reference log-probs); got None.")
     if entropy is None and entropy_coef > 0:
         raise ValueError(f"{fn}: entropy_coef = {entropy_coef!r} > 0 needs entropy (per-token); got None.")
+    if denominators is not None and not isinstance(denominators, LossDenominators):
+        raise ValueError(f"{fn}: denominators must be a LossDenominators or None; got {type(denominators).__name__}.")
 
     dtype = torch.promote_types(logp.dtype, torch.float32)
     mask = as_bool_mask(response_mask)  # [B, T]
@@ -96,6 +111,7 @@ def prepare_policy_inputs(
         mask=mask,
         ref_logp=None if ref_logp is None else neutral(ref_logp.detach()),
         entropy=None if entropy is None else neutral(entropy),
+        denominators=LossDenominators.of(mask) if denominators is None else denominators,
     )
 
 
@@ -106,11 +122,11 @@ def regularisers(
     term = torch.zeros((), dtype=inputs.logp.dtype, device=inputs.logp.device)
     values: dict[str, torch.Tensor] = {}
     if inputs.ref_logp is not None:
-        kl = masked_mean(kl_penalty(inputs.logp, inputs.ref_logp, kl_estimator), inputs.mask)
+        kl = inputs.token_mean(kl_penalty(inputs.logp, inputs.ref_logp, kl_estimator))
         term = term + kl_coef * kl
         values["kl"] = kl
     if inputs.entropy is not None:
-        ent = masked_mean(inputs.entropy, inputs.mask)
+        ent = inputs.token_mean(inputs.entropy)
         term = term - entropy_coef * ent
         values["entropy"] = ent
     return term, values
@@ -120,9 +136,9 @@ def ratio_metrics(inputs: PolicyInputs, is_clipped: torch.Tensor) -> dict[str, t
     """clip_frac, approx_kl (mean of old_logp - logp) and approx_kl_k3, over masked tokens."""
     logp = inputs.logp.detach()
     return {
-        "clip_frac": masked_mean(is_clipped.to(logp.dtype), inputs.mask),
-        "approx_kl": masked_mean(inputs.old_logp - logp, inputs.mask),
-        "approx_kl_k3": masked_mean(kl_penalty(logp, inputs.old_logp, "k3"), inputs.mask),
+        "clip_frac": inputs.token_mean(is_clipped.to(logp.dtype)),
+        "approx_kl": inputs.token_mean(inputs.old_logp - logp),
+        "approx_kl_k3": inputs.token_mean(kl_penalty(logp, inputs.old_logp, "k3")),
     }
 
 

@@ -47,7 +47,9 @@ No KL penalty and no entropy bonus: the authors use neither, so the function tak
 `advantages` and `old_logp` are detached (targets, never trained). Padding (mask 0) may hold
 any value, inf / nan included: it is replaced by 0 before use. Rows with no masked token
 contribute nothing and are not counted in n; an empty batch gives loss 0 and metrics 0,
-never nan.
+never nan. n (and the token count of approx_kl) are those of the tensors given, or
+`denominators` (a whole mini-batch's `LossDenominators`): with them the losses of a
+mini-batch's micro-batches add up to the mini-batch's loss (denominators.py).
 
 metrics (python floats): loss, pg_loss (= loss: no other term), clip_frac (share of counted
 sequences whose clipped branch is strictly the max), ratio_mean and log_ratio_mean (means of
@@ -60,11 +62,12 @@ forms, comparable with GRPO's approx_kl).
 from __future__ import annotations
 
 import math
-from typing import Union
+from typing import Optional, Union
 
 import torch
 
 from megathink.algorithms._inputs import check_choice, prepare_policy_inputs, to_floats
+from megathink.algorithms.denominators import LossDenominators
 from megathink.algorithms.masked import masked_mean, masked_sum
 from megathink.algorithms.surrogate import clipped_surrogate
 from megathink.config.algorithm import ADAPTTHINK_FORMS
@@ -96,6 +99,7 @@ def adaptthink_loss(
     first_token_is_prob: Union[float, torch.Tensor, None] = 0.5,
     clip_eps: float = 0.2,
     form: str = "code",
+    denominators: Optional[LossDenominators] = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """AdaptThink loss (0-dim, differentiable in logp) and its metrics.
 
@@ -119,6 +123,7 @@ def adaptthink_loss(
         kl_estimator="k3",
         entropy=None,
         entropy_coef=0.0,
+        denominators=denominators,
     )
     if x.logp.shape[1] < 1:
         raise ValueError("adaptthink_loss: logp must have T >= 1 columns (column 0 is the forced opener); got T = 0.")
@@ -147,14 +152,13 @@ def adaptthink_loss(
     per_seq, is_clipped, ratio = clipped_surrogate(log_ratio[:, None], zero_col, x.advantages, clip_eps)
     per_seq, is_clipped, ratio = per_seq[:, 0], is_clipped[:, 0], ratio[:, 0]  # [B] each
 
-    rows = x.mask.any(dim=1)  # [B]: sequences that count
-    pg = masked_mean(per_seq, rows)
+    pg = x.sequence_mean(per_seq)  # over rows with a masked token
     metrics = {
         "loss": pg,
         "pg_loss": pg,
-        "clip_frac": masked_mean(is_clipped.to(dtype), rows),
-        "ratio_mean": masked_mean(ratio.detach(), rows),
-        "log_ratio_mean": masked_mean(log_ratio.detach(), rows),
-        "approx_kl": masked_mean(old_is - x.logp.detach(), x.mask),
+        "clip_frac": x.sequence_mean(is_clipped.to(dtype)),
+        "ratio_mean": x.sequence_mean(ratio.detach()),
+        "log_ratio_mean": x.sequence_mean(log_ratio.detach()),
+        "approx_kl": x.token_mean(old_is - x.logp.detach()),
     }
     return pg, to_floats(metrics)

@@ -23,6 +23,10 @@ vanilla GRPO's 1/(total tokens). KL and entropy are token means over *every* mas
 control token included (as in the authors' code, which adds them to the whole sequence).
 Empty denominators (no control token, or no response token beyond it) give 0, never nan.
 
+The counts (the number of masked control tokens, of response tokens, G) are those of the
+tensors given, or `denominators` (a whole mini-batch's `LossDenominators`): then the losses of
+a mini-batch's micro-batches add up to the mini-batch's loss (denominators.py).
+
 metrics (python floats): loss, pg_loss (= alpha * ctrl_loss + resp_loss), ctrl_loss and
 resp_loss (unweighted L_ctrl and L_resp), clip_frac (over every masked token, control
 included), ctrl_clip_frac (over masked control tokens), approx_kl (masked mean of
@@ -43,7 +47,8 @@ from megathink.algorithms._inputs import (
     regularisers,
     to_floats,
 )
-from megathink.algorithms.masked import masked_mean
+from megathink.algorithms.denominators import LossDenominators
+from megathink.algorithms.masked import masked_mean, masked_sum
 from megathink.algorithms.surrogate import clipped_surrogate
 from megathink.config.algorithm import RESPONSE_NORMS
 
@@ -62,11 +67,13 @@ def degrpo_loss(
     kl_estimator: str = "k3",
     entropy: Optional[torch.Tensor] = None,
     entropy_coef: float = 0.0,
+    denominators: Optional[LossDenominators] = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """DeGRPO loss (0-dim, differentiable in logp and entropy) and its metrics.
 
     logp, old_logp, response_mask, ref_logp, entropy: [B, T] response-aligned, T >= 1, column 0
-    the control token; advantages: [B].
+    the control token; advantages: [B]; denominators: the counts to divide by (default: those
+    of response_mask).
     """
     check_choice("response_norm", response_norm, RESPONSE_NORMS)
     check_coef("alpha", alpha)
@@ -82,21 +89,22 @@ def degrpo_loss(
         kl_estimator=kl_estimator,
         entropy=entropy,
         entropy_coef=entropy_coef,
+        denominators=denominators,
     )
     if x.logp.shape[1] < 1:
         raise ValueError("degrpo_loss: logp must have T >= 1 columns (column 0 is the control token); got T = 0.")
     per_token, is_clipped, _ = clipped_surrogate(x.logp, x.old_logp, x.advantages, clip_eps)  # [B, T] each
 
+    d = x.denominators
     ctrl_mask = x.mask[:, 0]  # [B]
-    ctrl = masked_mean(per_token[:, 0], ctrl_mask)
+    ctrl = d.divide(masked_sum(per_token[:, 0], ctrl_mask), "ctrl_tokens")
 
     resp_tok, resp_mask = per_token[:, 1:], x.mask[:, 1:]  # [B, T-1]
     if response_norm == "batch_token":
-        resp = masked_mean(resp_tok, resp_mask)
-    else:  # sequence
+        resp = d.divide(masked_sum(resp_tok, resp_mask), "resp_tokens")
+    else:  # sequence: each response's token mean, summed over the counted sequences / G
         seq_mean = masked_mean(resp_tok, resp_mask, dim=1)  # [B]; 0 where T_i = 0
-        n_seq = x.mask.any(dim=1).sum().to(per_token.dtype).clamp(min=1)  # G
-        resp = seq_mean.sum() / n_seq
+        resp = d.divide(seq_mean.sum(), "sequences")
 
     pg = alpha * ctrl + resp
     reg, values = regularisers(x, kl_coef=kl_coef, kl_estimator=kl_estimator, entropy_coef=entropy_coef)
@@ -107,7 +115,7 @@ def degrpo_loss(
         "ctrl_loss": ctrl,
         "resp_loss": resp,
         **ratio_metrics(x, is_clipped),
-        "ctrl_clip_frac": masked_mean(is_clipped[:, 0].to(per_token.dtype), ctrl_mask),
+        "ctrl_clip_frac": d.divide(masked_sum(is_clipped[:, 0].to(per_token.dtype), ctrl_mask), "ctrl_tokens"),
         **values,
     }
     return loss, to_floats(metrics)

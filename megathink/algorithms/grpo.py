@@ -16,8 +16,10 @@ n_seq = sequences with at least one masked token, fully padded rows are not coun
   same name divides the sum over sequences by T without the 1/n_seq.
 
 KL (estimator `kl_estimator`, see `kl.py`) and entropy H are token means over every masked
-token. All means are within the tensors given (one micro-batch); a trainer accumulating
-micro-batches weights them itself. Empty selections give 0, never nan.
+token. The counts (N, n_seq, T) are those of the tensors given, or `denominators` (a whole
+mini-batch's `LossDenominators`, whose `width` is then the constant T): with them the losses of
+a mini-batch's micro-batches add up to the mini-batch's loss (denominators.py). Empty
+selections give 0, never nan.
 
 metrics (python floats): loss, pg_loss, clip_frac (share of masked tokens whose clipped branch
 is strictly the max), approx_kl (masked mean of old_logp - logp, verl's ppo_kl),
@@ -38,7 +40,8 @@ from megathink.algorithms._inputs import (
     regularisers,
     to_floats,
 )
-from megathink.algorithms.masked import masked_count, masked_mean, masked_sum
+from megathink.algorithms.denominators import LossDenominators
+from megathink.algorithms.masked import masked_count, masked_sum
 from megathink.algorithms.surrogate import clipped_surrogate
 from megathink.config.algorithm import GRPO_AGGREGATIONS
 
@@ -56,10 +59,12 @@ def grpo_loss(
     kl_estimator: str = "k3",
     entropy: Optional[torch.Tensor] = None,
     entropy_coef: float = 0.0,
+    denominators: Optional[LossDenominators] = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """GRPO loss (0-dim, differentiable in logp and entropy) and its metrics.
 
-    logp, old_logp, response_mask, ref_logp, entropy: [B, T] response-aligned; advantages: [B].
+    logp, old_logp, response_mask, ref_logp, entropy: [B, T] response-aligned; advantages: [B];
+    denominators: the counts to divide by (default: those of response_mask).
     """
     check_choice("agg", agg, GRPO_AGGREGATIONS)
     x = prepare_policy_inputs(
@@ -74,18 +79,18 @@ def grpo_loss(
         kl_estimator=kl_estimator,
         entropy=entropy,
         entropy_coef=entropy_coef,
+        denominators=denominators,
     )
     per_token, is_clipped, _ = clipped_surrogate(x.logp, x.old_logp, x.advantages, clip_eps)  # [B, T] each
     if agg == "token_mean":
-        pg = masked_mean(per_token, x.mask)
+        pg = x.token_mean(per_token)
     else:
         seq_sum = masked_sum(per_token, x.mask, dim=1)  # [B]
-        n_tok = masked_count(x.mask, dim=1, like=per_token)  # [B]
-        n_seq = (n_tok > 0).sum().to(per_token.dtype).clamp(min=1)
         if agg == "seq_mean_token_mean":
-            pg = (seq_sum / n_tok.clamp(min=1)).sum() / n_seq
-        else:  # seq_mean_token_sum_norm
-            pg = (seq_sum / max(per_token.shape[1], 1)).sum() / n_seq
+            n_tok = masked_count(x.mask, dim=1, like=per_token)  # [B]
+            pg = x.denominators.divide((seq_sum / n_tok.clamp(min=1)).sum(), "sequences")
+        else:  # seq_mean_token_sum_norm: the constant T is the padded width of the (mini-)batch
+            pg = x.denominators.divide((seq_sum / max(x.denominators.width, 1)).sum(), "sequences")
     reg, values = regularisers(x, kl_coef=kl_coef, kl_estimator=kl_estimator, entropy_coef=entropy_coef)
     loss = pg + reg
     metrics = {"loss": loss, "pg_loss": pg, **ratio_metrics(x, is_clipped), **values}

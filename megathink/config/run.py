@@ -101,6 +101,13 @@ class RunConfig:
             STAGES.index(x) for x in self.stages
         ):
             raise ConfigError(f"stages = {self.stages!r} is invalid: each stage once, in the order sft, presample, rl.")
+        for stage, budget in (("rl", self.rl.max_tokens_per_micro_batch), ("sft", self.sft.max_tokens_per_micro_batch)):
+            if budget and self.parallel.backend == "megatron" and not self.parallel.pack_sequences:
+                raise ConfigError(
+                    f"{stage}.max_tokens_per_micro_batch = {budget} is invalid with parallel.backend='megatron' and "
+                    "parallel.pack_sequences=false: token-budget micro-batches differ in width and the pipeline "
+                    "needs one shape; set parallel.pack_sequences=true (THD packing)."
+                )
         if self.parallel.backend == "megatron" and "presample" in self.stages:
             raise ConfigError(
                 "parallel.backend = 'megatron' is invalid with the 'presample' stage: presampling only samples "

@@ -21,6 +21,14 @@ class SFTConfig:
     grad_accum_steps: int = 1
     """Micro-batches accumulated into one optimizer step."""
 
+    max_tokens_per_micro_batch: int = 0
+    """Token budget of a forward/backward pass: when > 0, the sequences of an optimizer step
+    (micro_batch_size x grad_accum_steps questions, both answer forms) are regrouped into
+    micro-batches by real token count, balanced (Karmarkar-Karp) and over the data-parallel
+    replicas, each padded only to its own longest row (HF backend) or packed (megatron, with
+    parallel.pack_sequences). The step's loss (a per-token mean over the whole step) is unchanged.
+    0: micro-batches of micro_batch_size questions."""
+
     nothinking_answers: bool = True
     """With tokenizer.template='adaptthink' (a model warmed up to think, for AdaptThink): also
     train a NoThinking example per question (prompt, `</think>`, the short answer) with the
@@ -38,6 +46,7 @@ class SFTConfig:
         check_int("sft.max_steps", self.max_steps, low=1)
         check_int("sft.micro_batch_size", self.micro_batch_size, low=1)
         check_int("sft.grad_accum_steps", self.grad_accum_steps, low=1)
+        check_int("sft.max_tokens_per_micro_batch", self.max_tokens_per_micro_batch, low=0)
         check_int("sft.eval_every", self.eval_every, low=0)
         if not isinstance(self.nothinking_answers, bool):
             fail("sft.nothinking_answers", self.nothinking_answers, "must be true or false")

@@ -58,6 +58,7 @@ from megathink.run_layout import HF_DIR
 from megathink.trainer.checkpoint import checkpoint_root, resolve_resume
 from megathink.trainer.lr_schedule import build_scheduler
 from megathink.trainer.metrics import MetricsLogger
+from megathink.trainer.parked_reference import ParkedReference
 from megathink.trainer.policy import Policy, build_policy
 from megathink.trainer.ranks import on_main_then_broadcast
 from megathink.trainer.rl_batch import build_rl_batch, nonzero_advantage_rows
@@ -99,7 +100,9 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
         opener = opener_ids(bundle, cfg.algorithm)
     policy = build_policy(cfg, model_cfg, bundle, out_dir)  # every rank of a megatron job holds its shard
     backend = policy.backend
-    reference = policy.frozen_reference() if cfg.algorithm.kl_coef > 0 else None
+    reference = None
+    if cfg.algorithm.kl_coef > 0:
+        reference = ParkedReference(policy.frozen_reference(), policy.backend.device, park=cfg.rl.park_reference)
     engine = (  # rank 0 samples (from the trained model, or the megatron run's HF copy); the others follow
         build_rollout_engine(
             cfg.rollout, policy.sampler, pad_id=bundle.pad_id, batch_size=cfg.rollout.batch_size, out_dir=out_dir,
@@ -180,13 +183,16 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
             row["advantage_mean"] = float(graded.advantages.mean())
             if batch.size:
                 backend.train(False)
-                score = dict(temperature=cfg.rollout.temperature, micro_batch_size=cfg.rl.micro_batch_size)
+                score = dict(temperature=cfg.rollout.temperature, rl=cfg.rl)
                 old_logp = None  # one update per rollout step: on-policy, see rl_update
                 if cfg.rl.mini_batches > 1:
                     old_logp = score_batch(backend, batch, **score)
                     diff = (old_logp - batch.rollout_logp).abs() * batch.response_mask
                     row["logprob_diff"] = float(diff.sum() / batch.response_mask.sum().clamp(min=1))
-                ref_logp = score_batch(reference, batch, **score) if reference is not None else None
+                ref_logp = None
+                if reference is not None:
+                    with reference.scoring() as reference_backend:
+                        ref_logp = score_batch(reference_backend, batch, **score)
                 row.update(rl_update(
                     backend, batch, old_logp, ref_logp, optimizer, scheduler,
                     algorithm=cfg.algorithm, rl=cfg.rl, temperature=cfg.rollout.temperature,
@@ -195,7 +201,7 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
                 if adaptthink:
                     row.update(nothinking_progress(
                         backend, batch, end_think=bundle.control.end_think, temperature=cfg.rollout.temperature,
-                        micro_batch_size=cfg.rl.micro_batch_size,
+                        rl=cfg.rl,
                     ))
                 engine.sync_weights(backend)
             step += 1

@@ -5,6 +5,10 @@ every row's response starts at column P: `input_ids [B, P + T]`, and the respons
 tensors the losses take (`logp[:, P:]`, `response_mask [B, T]`) have column 0 = the first
 generated token (the control token in Thinkless). Rollout log-probs from the engine are laid
 out the same way so the trainer can log how far its own recomputation is from them.
+
+A micro-batch does not need the whole batch's width: `RLBatch.window(rows)` cuts its rows to
+their own longest prompt and response (`MicroWindow`), so a batch with one 24K-token response
+does not make every micro-batch 24K wide.
 """
 
 from __future__ import annotations
@@ -15,6 +19,17 @@ from typing import Optional, Sequence
 import torch
 
 from megathink.rollout.types import Sample
+
+
+@dataclass
+class MicroWindow:
+    """Rows of an `RLBatch` cut to their own longest prompt (p columns) and response (r columns)."""
+
+    rows: torch.Tensor  # [b] long, row indices into the batch
+    input_ids: torch.Tensor  # [b, p + r] long
+    attention_mask: torch.Tensor  # [b, p + r] long
+    prompt_cols: int  # p: the response starts at this column
+    resp_cols: int  # r >= 1: response-aligned tensors of these rows are [b, r]
 
 
 @dataclass
@@ -34,6 +49,25 @@ class RLBatch:
     @property
     def size(self) -> int:
         return int(self.input_ids.shape[0])
+
+    def prompt_lengths(self) -> torch.Tensor:
+        """[B] long: real prompt tokens of each row."""
+        return self.attention_mask[:, : self.prompt_len].sum(dim=1)
+
+    def response_lengths(self) -> torch.Tensor:
+        """[B] long: real response tokens of each row."""
+        return self.response_mask.sum(dim=1).long()
+
+    def row_lengths(self) -> list[int]:
+        """Real tokens (prompt + response) of each row: what a micro-batch's token budget counts."""
+        return (self.prompt_lengths() + self.response_lengths()).tolist()
+
+    def window(self, rows: torch.Tensor) -> MicroWindow:
+        """`rows` cut to columns [P - p, P + r): p, r their longest prompt and response (r >= 1)."""
+        p = int(self.prompt_lengths()[rows].max())
+        r = max(int(self.response_lengths()[rows].max()), 1)
+        columns = slice(self.prompt_len - p, self.prompt_len + r)
+        return MicroWindow(rows, self.input_ids[rows, columns], self.attention_mask[rows, columns], p, r)
 
     def select(self, rows: torch.Tensor) -> "RLBatch":
         """The sub-batch of `rows` (a [b] long index), keeping the shared boundary P."""

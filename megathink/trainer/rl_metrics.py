@@ -18,6 +18,7 @@ from typing import Sequence
 import torch
 
 from megathink.evaluation.policy_report import Judged, summarize
+from megathink.config.rl import RLConfig
 from megathink.models.protocol import PolicyBackend
 from megathink.rewards.modes import SHORT, THINK
 from megathink.trainer.rl_batch import RLBatch
@@ -51,7 +52,7 @@ def rollout_metrics(judged: Sequence[Judged], rewards: Sequence[float]) -> dict[
 
 
 def nothinking_progress(
-    backend: PolicyBackend, batch: RLBatch, *, end_think: int, temperature: float, micro_batch_size: int
+    backend: PolicyBackend, batch: RLBatch, *, end_think: int, temperature: float, rl: RLConfig
 ) -> dict[str, float]:
     """nothinking_prob and nothinking_rising of the NoThinking rows of `batch`, the update done.
 
@@ -63,7 +64,7 @@ def nothinking_progress(
         return {}
     mask = batch.response_mask[rows]  # [k, T]
     before = (batch.rollout_logp[rows] * mask).sum(dim=1)  # [k]
-    after = score_batch(backend, batch.select(rows), temperature=temperature, micro_batch_size=micro_batch_size)
+    after = score_batch(backend, batch.select(rows), temperature=temperature, rl=rl)
     return {
         "nothinking_prob": float(batch.rollout_logp[rows, 0].exp().mean()),
         "nothinking_rising": float((after.sum(dim=1) > before).float().mean()),

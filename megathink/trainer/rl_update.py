@@ -3,8 +3,10 @@
 `score_batch` recomputes log-probs under a model without gradients (the old policy right
 after the rollout, or the frozen reference), at the rollout temperature. `rl_update` splits
 the batch into `rl.mini_batches` parts that keep whole groups together and takes one
-optimizer step per part, accumulating gradients over micro-batches of `rl.micro_batch_size`
-sequences; the loss is the shared `megathink.algorithms` function for `algorithm.name`
+optimizer step per part, accumulating gradients over micro-batches (`rl.micro_batch_size`
+sequences each, or `rl.max_tokens_per_micro_batch` tokens each, balanced over the
+data-parallel replicas: `data.micro_batching`), each cut to its own longest prompt and
+response (`RLBatch.window`); the loss is the shared `megathink.algorithms` function for `algorithm.name`
 (AdaptThink's gets each row's opener probability and forced length from the batch), or, for
 GRPO and DeGRPO with `loss_impl='fused'` (`kernels.policy_loss`), `megathink.kernels.policy_loss`:
 the same loss and metrics in one autograd node, gradients equal to rounding. AdaptThink always
@@ -15,28 +17,36 @@ the policy being updated, so `old_logp=None` takes the old log-probs from the up
 forward pass (detached) instead of a separate scoring pass, which saves one forward over the
 batch per step; the rollout-vs-trainer gap is then measured on that same pass.
 
-Departure: each micro-batch's loss is normalised inside the loss function and weighted by
-its share of the mini-batch's sequences (as verl does), so with several micro-batches the
-token-mean denominators are per micro-batch rather than per mini-batch.
+Normalisation (`rl.loss_normalization`): with 'mini_batch' (the default) every micro-batch's
+loss divides by the counts of the whole mini-batch (`LossDenominators`: its tokens, sequences,
+control and response tokens, width), so the micro-batch losses and metrics are parts that add
+up to the mini-batch's: the optimizer step does not depend on the micro-batch size, the token
+budget or the data-parallel split. 'micro_batch' reproduces the authors' (verl's) update
+exactly: each micro-batch normalised by its own counts and weighted by its share of the
+mini-batch's sequences (the width stays the mini-batch's, as when every micro-batch kept the
+batch's padding). The update logs `padding_waste`, the share of computed token positions that
+were padding.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections import defaultdict
 from typing import Callable, Optional
 
 import torch
 
-from megathink.algorithms import adaptthink_loss, degrpo_loss, grpo_loss
+from megathink.algorithms import LossDenominators, adaptthink_loss, degrpo_loss, grpo_loss
 from megathink.config.algorithm import AlgorithmConfig
 from megathink.config.kernels import POLICY_LOSS_IMPLS
 from megathink.config.rl import RLConfig
+from megathink.data.micro_batching import plan_micro_batches
 from megathink.kernels.policy_loss import policy_loss
 from megathink.models.micro_batches import Scored, run_micro_batches
 from megathink.models.protocol import PolicyBackend
 from megathink.trainer.optim import clip_backend_gradients
-from megathink.trainer.rl_batch import RLBatch, split_by_groups
+from megathink.trainer.rl_batch import MicroWindow, RLBatch, split_by_groups
 
 LossFn = Callable[..., tuple[torch.Tensor, dict[str, float]]]
 
@@ -66,8 +76,10 @@ def policy_loss_fn(cfg: AlgorithmConfig, impl: str = "reference") -> LossFn:
 
 
 def _ignoring_openers(loss: LossFn) -> LossFn:
-    def bound(logp, old_logp, advantages, mask, *, ref_logp=None, entropy=None, forced=None, opener_prob=None):
-        return loss(logp, old_logp, advantages, mask, ref_logp=ref_logp, entropy=entropy)
+    def bound(
+        logp, old_logp, advantages, mask, *, ref_logp=None, entropy=None, forced=None, opener_prob=None, denominators=None
+    ):
+        return loss(logp, old_logp, advantages, mask, ref_logp=ref_logp, entropy=entropy, denominators=denominators)
 
     return bound
 
@@ -83,35 +95,45 @@ def _adaptthink(
     entropy: Optional[torch.Tensor] = None,
     forced: Optional[torch.Tensor] = None,
     opener_prob: Optional[torch.Tensor] = None,
+    denominators: Optional[LossDenominators] = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """AdaptThink's loss; with importance sampling, the forced opener's proposal probability is
     `opener_prob` [b] for its first token and 1 (log 0) for the rest of a multi-token opener."""
+    common = dict(clip_eps=cfg.clip_eps, form=cfg.form, denominators=denominators)
     if not cfg.importance_sampling or opener_prob is None:
-        return adaptthink_loss(logp, old_logp, advantages, mask, first_token_is_prob=None, clip_eps=cfg.clip_eps, form=cfg.form)
+        return adaptthink_loss(logp, old_logp, advantages, mask, first_token_is_prob=None, **common)
     if forced is not None:
         columns = torch.arange(old_logp.shape[1], device=old_logp.device)[None, :]  # [1, T]
         opener_tail = (columns >= 1) & (columns < forced.to(old_logp.device)[:, None])  # [b, T]
         old_logp = old_logp.masked_fill(opener_tail, 0.0)
-    return adaptthink_loss(
-        logp, old_logp, advantages, mask, first_token_is_prob=opener_prob, clip_eps=cfg.clip_eps, form=cfg.form
+    return adaptthink_loss(logp, old_logp, advantages, mask, first_token_is_prob=opener_prob, **common)
+
+
+def plan_windows(backend: PolicyBackend, batch: RLBatch, rl: RLConfig) -> list[MicroWindow]:
+    """The micro-batches of `batch` for `backend`: rows by `rl.micro_batch_size` or by the token
+    budget `rl.max_tokens_per_micro_batch` (balanced over the backend's data-parallel replicas),
+    each cut to its own width."""
+    plan = plan_micro_batches(
+        batch.row_lengths(), micro_batch_size=rl.micro_batch_size, max_tokens=rl.max_tokens_per_micro_batch,
+        dp=getattr(backend, "data_parallel_size", 1), packed=getattr(backend, "packs_sequences", False),
     )
+    return [batch.window(torch.tensor(rows, dtype=torch.long)) for rows in plan]
 
 
 @torch.no_grad()
-def score_batch(
-    model_backend: PolicyBackend, batch: RLBatch, *, temperature: float, micro_batch_size: int
-) -> torch.Tensor:
+def score_batch(model_backend: PolicyBackend, batch: RLBatch, *, temperature: float, rl: RLConfig) -> torch.Tensor:
     """Response-aligned log-probs [B, T] of the batch under `model_backend`, no gradients."""
+    windows = plan_windows(model_backend, batch, rl)
 
     def keep(mb: Scored, logp: torch.Tensor, _entropy: object) -> tuple[torch.Tensor, dict]:
-        return logp.sum() * 0.0, {"logp": logp[:, batch.prompt_len :].detach().float().cpu()}
+        return logp.sum() * 0.0, {"logp": logp[:, mb.payload["window"].prompt_cols :].detach().float().cpu()}
 
-    scored = [
-        Scored(batch.input_ids[rows], batch.attention_mask[rows])
-        for rows in torch.arange(batch.size).split(micro_batch_size)
-    ]
-    parts = [r["logp"] for r in run_micro_batches(model_backend, scored, keep, temperature=temperature, forward_only=True)]
-    return torch.cat(parts) * batch.response_mask
+    scored = [Scored(w.input_ids, w.attention_mask, {"window": w}) for w in windows]
+    out = torch.zeros_like(batch.response_mask)  # [B, T]
+    results = run_micro_batches(model_backend, scored, keep, temperature=temperature, forward_only=True)
+    for window, result in zip(windows, results):
+        out[window.rows, : window.resp_cols] = result["logp"]
+    return out * batch.response_mask
 
 
 def rl_update(
@@ -138,8 +160,10 @@ def rl_update(
         raise ValueError("rl_update: old_logp=None needs rl.mini_batches == 1 (the on-policy case).")
     loss_fn = policy_loss_fn(algorithm, loss_impl)
     want_entropy = algorithm.entropy_coef > 0
+    per_mini_batch = rl.loss_normalization == "micro_batch"
     totals: dict[str, float] = defaultdict(float)
     gap, gap_tokens = 0.0, 0.0
+    real_tokens, padded_tokens = 0, 0
     steps = 0
     backend.train(True)
     for rows in split_by_groups(batch, rl.mini_batches):
@@ -147,35 +171,42 @@ def rl_update(
         mini = batch.select(rows)
         mini_old = None if old_logp is None else old_logp[rows]
         mini_ref = None if ref_logp is None else ref_logp[rows]
+        shared = LossDenominators.of(mini.response_mask)  # the whole mini-batch's counts
 
         def micro_loss(mb: Scored, logp: torch.Tensor, entropy: Optional[torch.Tensor]) -> tuple[torch.Tensor, dict]:
-            micro, weight = mb.payload["rows"], mb.payload["weight"]
-            device = logp.device
-            resp_logp = logp[:, mini.prompt_len :]  # [b, T]
-            mask = mini.response_mask[micro].to(device)
+            window: MicroWindow = mb.payload["window"]
+            micro, r, device = window.rows, window.resp_cols, logp.device
+            resp_logp = logp[:, window.prompt_cols :]  # [b, r]
+            mask = mini.response_mask[micro, :r].to(device)
+            if per_mini_batch:  # the authors': own counts, weighted by the share of sequences
+                denominators = dataclasses.replace(LossDenominators.of(mask), width=shared.width)
+                weight = len(micro) / mini.size
+            else:
+                denominators, weight = shared, 1.0
             extra: dict[str, float] = {}
             if mini_old is None:
                 old = resp_logp.detach()
-                extra["gap"] = float(((old - mini.rollout_logp[micro].to(device)).abs() * mask).sum())
+                extra["gap"] = float(((old - mini.rollout_logp[micro, :r].to(device)).abs() * mask).sum())
                 extra["gap_tokens"] = float(mask.sum())
             else:
-                old = mini_old[micro].to(device)
+                old = mini_old[micro, :r].to(device)
             loss, metrics = loss_fn(
                 resp_logp,
                 old,
                 mini.advantages[micro].to(device),
                 mask,
-                ref_logp=None if mini_ref is None else mini_ref[micro].to(device),
-                entropy=None if entropy is None else entropy[:, mini.prompt_len :],
+                ref_logp=None if mini_ref is None else mini_ref[micro, :r].to(device),
+                entropy=None if entropy is None else entropy[:, window.prompt_cols :],
                 forced=mini.forced[micro].to(device),
                 opener_prob=mini.opener_prob[micro].to(device),
+                denominators=denominators,
             )
             return loss * weight, {"metrics": metrics, "weight": weight, **extra}
 
-        scored = [
-            Scored(mini.input_ids[micro], mini.attention_mask[micro], {"rows": micro, "weight": len(micro) / mini.size})
-            for micro in torch.arange(mini.size).split(rl.micro_batch_size)
-        ]
+        windows = plan_windows(backend, mini, rl)
+        scored = [Scored(w.input_ids, w.attention_mask, {"window": w}) for w in windows]
+        real_tokens += sum(int(w.attention_mask.sum()) for w in windows)
+        padded_tokens += backend.padded_tokens(scored) if hasattr(backend, "padded_tokens") else 0
         for result in run_micro_batches(backend, scored, micro_loss, temperature=temperature, entropy=want_entropy):
             for key, value in result["metrics"].items():
                 totals[key] += value * result["weight"]
@@ -189,4 +220,6 @@ def rl_update(
     out = {key: value / max(steps, 1) for key, value in totals.items()}
     if old_logp is None:
         out["logprob_diff"] = gap / max(gap_tokens, 1.0)
+    if padded_tokens:
+        out["padding_waste"] = 1.0 - real_tokens / padded_tokens
     return out

@@ -142,7 +142,8 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
         while step < cfg.sft.max_steps:
             micro = [next(batches) for _ in range(cfg.sft.grad_accum_steps)]
             stats = sft_step(
-                backend, micro, optimizer, scheduler, grad_clip=cfg.sft.optimizer.grad_clip, control=bundle.control
+                backend, micro, optimizer, scheduler, grad_clip=cfg.sft.optimizer.grad_clip, control=bundle.control,
+                max_tokens=cfg.sft.max_tokens_per_micro_batch,
             )
             step += 1
             tokens_seen += stats.tokens
@@ -203,6 +204,7 @@ class _Window:
             "loss_think": stats.loss_think,
             "lr": stats.lr,
             "grad_norm": stats.grad_norm,
+            "padding_waste": stats.padding_waste,
             "tokens_per_s": (tokens - self.tokens) / seconds,
             "steps_per_s": (step - self.step) / seconds,
         }

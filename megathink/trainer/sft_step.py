@@ -11,6 +11,12 @@ so every target token weighs the same no matter how the tokens fall into micro-b
 so the same step trains the HF backend and the megatron backend (pipeline schedule). All micro-batches of the step are drawn first so
 N is known before the first backward; each micro-batch then backpropagates its own sum / N.
 
+With a token budget (`sft.max_tokens_per_micro_batch`) the step's rows are regrouped into
+micro-batches by real length (`data.micro_batching`: runs of similar length for the padded HF
+backend, Karmarkar-Karp-balanced packs for megathink's packed megatron rows, balanced over the
+data-parallel replicas), each cut to its own longest row; the loss is unchanged (the step's N).
+`padding_waste` is the share of the computed token positions that were padding.
+
 The log-probs come from `PolicyBackend.logprobs`, i.e. `megathink.kernels.token_logprobs`,
 rather than `F.cross_entropy`: it is the same path the RL losses use (one place to swap in
 the fused Triton kernel later), it never materialises a full fp32 log-softmax, and its
@@ -27,6 +33,7 @@ from typing import Sequence
 
 import torch
 
+from megathink.data.micro_batching import plan_micro_batches
 from megathink.data.types import ControlTokenIds, SFTBatch
 from megathink.models.micro_batches import Scored, run_micro_batches
 from megathink.models.protocol import PolicyBackend
@@ -44,6 +51,7 @@ class SFTStepStats:
     lr: float
     target_tokens: int
     tokens: int
+    padding_waste: float = 0.0
 
 
 def sft_step(
@@ -54,8 +62,15 @@ def sft_step(
     *,
     grad_clip: float,
     control: ControlTokenIds,
+    max_tokens: int = 0,
 ) -> SFTStepStats:
-    """Accumulate gradients over `micro_batches`, clip, step the optimizer and the schedule."""
+    """Accumulate gradients over `micro_batches` (regrouped by `max_tokens` when > 0), clip, step
+    the optimizer and the schedule."""
+    if max_tokens > 0:
+        micro_batches = regroup_by_tokens(
+            micro_batches, max_tokens, dp=getattr(backend, "data_parallel_size", 1),
+            packed=getattr(backend, "packs_sequences", False),
+        )
     total_targets = sum(int(b.loss_mask.sum().item()) for b in micro_batches)
     if total_targets == 0:
         raise ValueError("an SFT step has no target tokens: every example's answer was masked out.")
@@ -69,6 +84,7 @@ def sft_step(
         return token_nll.sum() / total_targets, {"row_nll": rows, "row_targets": mask.sum(dim=1).cpu()}
 
     scored = [Scored(b.input_ids, b.attention_mask, {"loss_mask": b.loss_mask}) for b in micro_batches]
+    padded = backend.padded_tokens(scored) if hasattr(backend, "padded_tokens") else 0
     results = run_micro_batches(backend, scored, loss_fn)
     loss_sum = 0.0
     mode_sums = {"short": [0.0, 0.0], "think": [0.0, 0.0]}  # mode -> [sum of -logp, target tokens]
@@ -91,7 +107,36 @@ def sft_step(
         lr=lr,
         target_tokens=total_targets,
         tokens=tokens,
+        padding_waste=1.0 - tokens / padded if padded else 0.0,
     )
+
+
+def regroup_by_tokens(batches: Sequence[SFTBatch], max_tokens: int, *, dp: int = 1, packed: bool = False) -> list[SFTBatch]:
+    """The rows of `batches` (right-padded) regrouped into micro-batches of at most `max_tokens`
+    (`data.micro_batching.plan_micro_batches`), each cut to its own longest row."""
+    width = max(int(b.input_ids.shape[1]) for b in batches)
+
+    def widen(t: torch.Tensor, value: int) -> torch.Tensor:  # [b, w] -> [b, width]
+        return torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
+
+    ids = torch.cat([widen(b.input_ids, 0) for b in batches])  # [N, width]
+    attention = torch.cat([widen(b.attention_mask, 0) for b in batches])
+    loss_mask = torch.cat([widen(b.loss_mask, 0) for b in batches])
+    modes = [mode for b in batches for mode in (b.modes or ("",) * b.input_ids.shape[0])]
+    lengths = attention.sum(dim=1).tolist()
+    plan = plan_micro_batches(lengths, micro_batch_size=1, max_tokens=max_tokens, dp=dp, packed=packed)
+    out = []
+    for rows in plan:
+        index = torch.tensor(rows, dtype=torch.long)
+        cut = max(int(max(lengths[r] for r in rows)), 1)
+        row_modes = tuple(modes[r] for r in rows)
+        out.append(
+            SFTBatch(
+                input_ids=ids[index, :cut], attention_mask=attention[index, :cut], loss_mask=loss_mask[index, :cut],
+                modes=row_modes if all(row_modes) else (),
+            )
+        )
+    return out
 
 
 def row_modes(batch: SFTBatch, control: ControlTokenIds) -> dict[str, torch.Tensor]:

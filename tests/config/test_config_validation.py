@@ -56,6 +56,24 @@ SECTIONS = [
 
 # (config class, keyword arguments, text the error must contain)
 BAD_VALUES = [
+    (ParallelConfig, {"recompute": "some"}, "parallel.recompute"),
+    (ParallelConfig, {"backend": "hf", "recompute": "selective"}, "parallel.recompute = 'selective'"),
+    (ParallelConfig, {"backend": "megatron", "sequence_parallel": 1}, "parallel.sequence_parallel"),
+    (ParallelConfig, {"backend": "megatron", "sequence_parallel": True}, "parallel.tp = 1"),
+    (RLConfig, {"max_tokens_per_micro_batch": -1}, "rl.max_tokens_per_micro_batch"),
+    (RLConfig, {"loss_normalization": "sequence"}, "rl.loss_normalization"),
+    (RLConfig, {"park_reference": "yes"}, "rl.park_reference"),
+    (SFTConfig, {"max_tokens_per_micro_batch": -5}, "sft.max_tokens_per_micro_batch"),
+    (
+        RunConfig,
+        {"parallel": ParallelConfig(backend="megatron"), "rl": RLConfig(max_tokens_per_micro_batch=4096)},
+        "parallel.pack_sequences=true",
+    ),
+    (
+        RunConfig,
+        {"parallel": ParallelConfig(backend="megatron"), "sft": SFTConfig(max_tokens_per_micro_batch=4096)},
+        "sft.max_tokens_per_micro_batch = 4096",
+    ),
     (ModelConfig, {"path": ""}, "model.path"),
     (ModelConfig, {"arch": "gpt2"}, "model.arch = 'gpt2'"),
     (ModelConfig, {"hidden_size": 0}, "model.hidden_size = 0"),

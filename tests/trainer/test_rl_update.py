@@ -44,7 +44,7 @@ def test_on_policy_shortcut_equals_scoring_pass(name):
     for candidate, shortcut in ((backend, True), (other, False)):
         optimizer = build_adamw(candidate.named_parameters(), rl.optimizer)
         scheduler = build_scheduler(optimizer, rl.optimizer, 1)
-        old = None if shortcut else score_batch(candidate, batch, temperature=1.0, micro_batch_size=5)
+        old = None if shortcut else score_batch(candidate, batch, temperature=1.0, rl=rl)
         metrics = rl_update(candidate, batch, old, None, optimizer, scheduler, algorithm=algorithm, rl=rl, temperature=1.0)
         results.append((metrics, {k: v.clone() for k, v in candidate.model.state_dict().items()}))
     (fast, fast_state), (slow, slow_state) = results

@@ -60,8 +60,8 @@ def _update(backend, batch, algorithm: AlgorithmConfig, rl: RLConfig, loss_impl:
     policy, reference = copy.deepcopy(backend), copy.deepcopy(backend)
     optimizer = torch.optim.SGD([p for _, p in policy.named_parameters()], lr=rl.optimizer.lr)
     scheduler = build_scheduler(optimizer, rl.optimizer, rl.mini_batches)
-    old = None if on_policy else score_batch(policy, batch, temperature=0.9, micro_batch_size=rl.micro_batch_size)
-    ref = score_batch(reference, batch, temperature=0.9, micro_batch_size=rl.micro_batch_size) if algorithm.kl_coef else None
+    old = None if on_policy else score_batch(policy, batch, temperature=0.9, rl=rl)
+    ref = score_batch(reference, batch, temperature=0.9, rl=rl) if algorithm.kl_coef else None
     metrics = rl_update(policy, batch, old, ref, optimizer, scheduler, algorithm=algorithm, rl=rl, temperature=0.9,
                         loss_impl=loss_impl)
     grads = {name: p.grad.clone() for name, p in policy.model.named_parameters() if p.grad is not None}

@@ -31,12 +31,14 @@ def _examples(bundle, lengths: list[tuple[int, int, str]]) -> list[SFTExample]:
     return out
 
 
-def _step(micro):
+def _step(micro, max_tokens: int = 0):
     bundle = load_tokenizer(TokenizerConfig())
     backend = build_hf_backend(SMALL, bundle, device="cpu", seed=0)
     cfg = OptimizerConfig(lr=1e-3, min_lr=0.0, grad_clip=0.0)
     opt = build_adamw(backend.named_parameters(), cfg)
-    stats = sft_step(backend, micro, opt, build_scheduler(opt, cfg, 10), grad_clip=0.0, control=bundle.control)
+    stats = sft_step(
+        backend, micro, opt, build_scheduler(opt, cfg, 10), grad_clip=0.0, control=bundle.control, max_tokens=max_tokens
+    )
     return stats, backend
 
 
@@ -72,3 +74,19 @@ def test_row_modes_of_an_adaptthink_batch_come_from_the_examples() -> None:
     thinking, nothinking = encode_sft_pair(record_for(3, 4, 1), bundle, cfg)
     modes = row_modes(collate_sft([thinking, nothinking], bundle.pad_id), bundle.control)
     assert modes["think"].tolist() == [True, False] and modes["short"].tolist() == [False, True]
+
+
+def test_token_budget_regroups_rows_with_the_same_step_and_less_padding() -> None:
+    bundle = load_tokenizer(TokenizerConfig())
+    spec = [(4, 30, "think"), (4, 2, "short"), (6, 40, "think"), (6, 3, "short"), (5, 1, "short"), (5, 35, "think")]
+    examples = _examples(bundle, spec)
+    micro = [collate_sft(examples[:3], bundle.pad_id), collate_sft(examples[3:], bundle.pad_id)]
+    plain, plain_backend = _step(micro)
+    budget, budget_backend = _step(micro, max_tokens=100)
+    assert budget.target_tokens == plain.target_tokens and budget.tokens == plain.tokens
+    assert math.isclose(budget.loss, plain.loss, rel_tol=1e-6)
+    assert math.isclose(budget.loss_short, plain.loss_short, rel_tol=1e-6)
+    assert math.isclose(budget.grad_norm, plain.grad_norm, rel_tol=1e-5)
+    for (name, a), (_, b) in zip(plain_backend.model.named_parameters(), budget_backend.model.named_parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-7, msg=name)
+    assert 0.0 <= budget.padding_waste < plain.padding_waste

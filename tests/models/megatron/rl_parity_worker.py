@@ -41,7 +41,7 @@ def steps(backend, batch):
     scheduler = build_scheduler(optimizer, OPT, 4)
     rows = []
     for _ in range(2):
-        old = score_batch(backend, batch, temperature=0.8, micro_batch_size=4)
+        old = score_batch(backend, batch, temperature=0.8, rl=RL)
         metrics = rl_update(backend, batch, old, None, optimizer, scheduler, algorithm=ALGO, rl=RL, temperature=0.8)
         rows.append({key: metrics[key] for key in KEYS if key in metrics} | {"old_logp_sum": float(old.sum())})
     return rows
