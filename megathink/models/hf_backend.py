@@ -20,6 +20,16 @@ call `megathink.kernels.linear_logprob` with the lm_head weight (tied or not), s
 `megathink.kernels.token_logprobs` / `token_entropy`. Entropies (DeGRPO's entropy bonus) come
 from the same op. All three apply the temperature as `z / T` to the same logits; an lm_head
 with a bias (none in Qwen2 or Llama) is refused by the hidden-state paths.
+
+`build_hf_backend(..., recompute='full')` (`parallel.recompute`) turns on transformers'
+activation (gradient) checkpointing of the decoder layers, non-reentrant: in a training forward
+each decoder layer keeps only its input `[B, T, H]` (and the shared RoPE cos / sin and mask it
+is called with) and reruns itself in the backward pass; embeddings, the final norm and the
+log-prob head are not checkpointed. transformers applies it only with gradients enabled in
+training mode, so evaluation, scoring under `no_grad` and generation run the plain layers.
+Same losses and gradients either way, on every `kernels.logprob` route (the hidden-state routes
+call the checkpointed decoder body too). 'selective' is a megatron-only mode (refused here, as
+in the config).
 """
 
 from __future__ import annotations
@@ -61,6 +71,11 @@ class HFBackend(ModuleBackend):
         super().__init__(model, device)
         self.logprob_impl = logprob_impl  # 'fused' | 'chunked' | 'naive' (KernelsConfig.logprob)
         self.chunk_tokens = chunk_tokens  # tokens per lm_head chunk; 0: the implementation's default
+
+    @property
+    def recompute(self) -> str:
+        """'full' when the decoder layers are checkpointed (`enable_recompute`), else 'none'."""
+        return "full" if any(getattr(m, "gradient_checkpointing", False) for m in self.model.modules()) else "none"
 
     def logprobs(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, temperature: float = 1.0
@@ -190,6 +205,25 @@ def check_logprob_kernels(kernels: KernelsConfig, device: torch.device) -> None:
         raise ConfigError(f"kernels.logprob = 'fused' cannot run here: {reason}. Use kernels.logprob=chunked.")
 
 
+def enable_recompute(model: torch.nn.Module, recompute: str) -> None:
+    """`parallel.recompute` on a transformers model: 'full' checkpoints every decoder layer
+    (non-reentrant), 'none' leaves it; 'selective' is refused (megatron backend only)."""
+    if recompute == "none":
+        return
+    if recompute != "full":
+        raise ConfigError(
+            f"parallel.recompute = {recompute!r} is invalid with the HF backend: it recomputes whole decoder "
+            "layers (gradient checkpointing); use parallel.recompute=full or none."
+        )
+    # transformers >= 5.25 names it activation_checkpointing_enable (gradient_checkpointing_enable
+    # is its deprecated alias); the first argument is the torch.utils.checkpoint kwargs either way
+    enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+    enable({"use_reentrant": False})
+    # only the reentrant form needs inputs that require grad: drop the embedding-output hook
+    # transformers adds for it, so recompute changes nothing outside the decoder layers
+    model.disable_input_require_grads()
+
+
 def build_hf_backend(
     model_cfg: ModelConfig,
     bundle: TokenizerBundle,
@@ -197,11 +231,13 @@ def build_hf_backend(
     device: str,
     seed: int,
     kernels: Optional[KernelsConfig] = None,
+    recompute: str = "none",
 ) -> HFBackend:
     """A random model (model.path unset) or a local checkpoint, sized to the tokenizer, on `device`.
 
     kernels: the log-prob implementation (default `KernelsConfig()`: chunked); 'fused' where it
-    cannot run (no triton, no CUDA) is a ConfigError naming what is missing.
+    cannot run (no triton, no CUDA) is a ConfigError naming what is missing. recompute:
+    `parallel.recompute` ('none' or 'full': gradient checkpointing of the decoder layers).
     """
     torch_device = resolve_device(device)
     kernels = kernels if kernels is not None else KernelsConfig()
@@ -215,10 +251,12 @@ def build_hf_backend(
         what = f"{model.config.model_type} from {model_cfg.path}"
         _fit_vocab(model, bundle, model_cfg)
     model.to(device=torch_device, dtype=dtype)
+    enable_recompute(model, recompute)
     backend = HFBackend(model, torch_device, logprob_impl=kernels.logprob, chunk_tokens=kernels.chunk_tokens)
     log.info(
-        "built %s model: %.2fM parameters, vocab %d, %s on %s",
+        "built %s model: %.2fM parameters, vocab %d, %s on %s%s",
         what, backend.num_parameters() / 1e6, model.get_input_embeddings().num_embeddings, model_cfg.dtype, torch_device,
+        ", decoder layers recomputed in backward" if recompute == "full" else "",
     )
     return backend
 

@@ -12,7 +12,9 @@ GB of host memory and read the checkpoint eight times). Rank 0 keeps the HF mode
 sampler for rollouts and evaluation (moved to `trainer.device`; with `rollout.engine=sglang` it
 stays on the CPU and visits `trainer.device` only inside `sampling()`, for the evaluations that
 generate from it). Precision comes from `model.dtype` (fp32 / bf16), or fp8 with `parallel.fp8`
-(Transformer Engine). The stage folder must be shared by the job's nodes, as the checkpoints
+(Transformer Engine); `parallel.recompute` and `parallel.sequence_parallel` (Transformer Engine)
+go to the trained shards (the sampler and the KL reference never run a backward pass and do not
+recompute). The stage folder must be shared by the job's nodes, as the checkpoints
 already require.
 
 Step checkpoints hold `megatron/` (weights + AdamW state through dist_checkpointing, which
@@ -116,8 +118,9 @@ class MegatronPolicy:
         from megathink.models.megatron.model import build_gpt_chunks
 
         b = self.backend
-        chunks, _ = build_gpt_chunks(
-            b.spec, tp=b.info.tp, pp=b.info.pp, vpp=b.info.vpp, cp=b.info.cp, precision=self.precision
+        chunks, _ = build_gpt_chunks(  # the trained shards' layout; no backward pass: no recompute
+            b.spec, tp=b.info.tp, pp=b.info.pp, vpp=b.info.vpp, cp=b.info.cp, precision=self.precision,
+            sequence_parallel=b.sequence_parallel,
         )
         for chunk, trained in zip(chunks, b.chunks, strict=True):
             chunk.load_state_dict(trained.state_dict())
@@ -189,10 +192,12 @@ class MegatronPolicy:
 def build_megatron_policy(cfg: RunConfig, model_cfg: ModelConfig, bundle: TokenizerBundle, work_dir: Path) -> MegatronPolicy:
     from megathink.models.megatron.backend import MegatronBackend
     from megathink.models.megatron.distributed import init_parallel
-    from megathink.models.megatron.model import build_gpt_chunks
+    from megathink.models.megatron.model import build_gpt_chunks, choose_implementations
     from megathink.models.megatron.weights_io import load_hf_into, read_hf_dir
 
     precision = megatron_precision(cfg)
+    # fp8 / sequence parallelism without Transformer Engine: refused before anything is built
+    choose_implementations(precision, sequence_parallel=cfg.parallel.sequence_parallel)
     start_dir = Path(work_dir) / MEGATRON_START_WEIGHTS
     hf: Optional[HFBackend] = None
     if process_rank() == 0:  # before the process group exists, as the HF backend builds it
@@ -210,7 +215,10 @@ def build_megatron_policy(cfg: RunConfig, model_cfg: ModelConfig, bundle: Tokeni
         )
     if info.rank != 0:
         logging.getLogger("megathink").setLevel(logging.WARNING)  # one rank speaks
-    chunks, _ = build_gpt_chunks(spec, tp=p.tp, pp=p.pp, vpp=p.vpp, cp=p.cp, precision=precision)
+    chunks, _ = build_gpt_chunks(
+        spec, tp=p.tp, pp=p.pp, vpp=p.vpp, cp=p.cp, precision=precision, recompute=p.recompute,
+        sequence_parallel=p.sequence_parallel,
+    )
     load_hf_into(chunks, tensors, spec, info)
     tensors.close()
     barrier()  # every rank has its slice
@@ -231,8 +239,9 @@ def build_megatron_policy(cfg: RunConfig, model_cfg: ModelConfig, bundle: Tokeni
             hf.move_to(device)
         sampler = hf
     log.info(
-        "megatron policy: world %d = tp %d x pp %d (vpp %d) x cp %d x dp %d, %s",
-        info.world_size, p.tp, p.pp, p.vpp, p.cp, info.dp, precision,
+        "megatron policy: world %d = tp %d x pp %d (vpp %d) x cp %d x dp %d, %s, recompute %s%s",
+        info.world_size, p.tp, p.pp, p.vpp, p.cp, info.dp, precision, p.recompute,
+        ", sequence parallel" if p.sequence_parallel else "",
     )
     return MegatronPolicy(
         backend, sampler, hf_config, bundle.tokenizer, precision, distributed_optimizer=p.distributed_optimizer,

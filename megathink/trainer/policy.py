@@ -14,7 +14,9 @@
   shards the state over data-parallel replicas with `parallel.distributed_optimizer`).
 
 `build_policy` picks the class from `parallel.backend`. The HF backend is one process; the
-megatron backend runs on every rank of a torchrun job (see megatron_policy.py).
+megatron backend runs on every rank of a torchrun job (see megatron_policy.py). Both get
+`parallel.recompute` (HF: gradient checkpointing of the decoder layers; megatron: its full or
+selective recompute), the megatron backend also `parallel.sequence_parallel`.
 """
 
 from __future__ import annotations
@@ -128,4 +130,9 @@ def build_policy(cfg: RunConfig, model_cfg: ModelConfig, bundle: TokenizerBundle
         from megathink.trainer.megatron_policy import build_megatron_policy
 
         return build_megatron_policy(cfg, model_cfg, bundle, work_dir)
-    return HFPolicy(build_hf_backend(model_cfg, bundle, device=cfg.trainer.device, seed=cfg.trainer.seed, kernels=cfg.kernels))
+    return HFPolicy(
+        build_hf_backend(
+            model_cfg, bundle, device=cfg.trainer.device, seed=cfg.trainer.seed, kernels=cfg.kernels,
+            recompute=cfg.parallel.recompute,
+        )
+    )

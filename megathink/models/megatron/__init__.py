@@ -7,7 +7,8 @@ Modules (megatron-core is imported only inside this package, and only when used)
   tensor layouts per TP / PP rank (pure tensors).
 - `distributed`: process group + megatron parallel state; `model`: the GPTModel builder
   (Transformer Engine spec when present, local spec otherwise, with `local_attention`: torch
-  SDPA for THD rows and context parallelism).
+  SDPA for THD rows and context parallelism; `parallel.recompute` as megatron's full or
+  selective recompute; `parallel.sequence_parallel`, with Transformer Engine only).
 - `forward`: row alignment, vocab-parallel log-probs / entropy, the schedule driver;
   `packing`: a micro-batch's samples end to end in one THD row; `context_parallel`: the split
   of rows over cp ranks and the gathers back.

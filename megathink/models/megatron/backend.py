@@ -14,7 +14,12 @@ Every rank of a torchrun job holds one, around its GPTModel or, with vpp > 1, it
   vocab-parallel log-probs are put back in the caller's columns and handed to the shared loss
   function; its metrics reach every rank (broadcast over the pipeline, gathered over the
   replicas, in the caller's order). After the backward pass the gradients are finished: a tied
-  embedding's two copies (first and last stage) are summed, and so are the replicas' gradients.
+  embedding's two copies (first and last stage) are summed, and so are the replicas' gradients;
+  with sequence parallelism (`parallel.sequence_parallel`, read from the model's config) each
+  TP rank's norm weights saw 1/tp of the tokens, so their gradients (the parameters megatron
+  marks `sequence_parallel`) are summed over the TP group as megatron's `finalize_model_grads`
+  does, and rows are padded to a multiple of tp (of 2 cp tp with context parallelism; a packed
+  row's tail slot grows to it).
 - `logprobs_and_entropy` / `logprobs`: a forward-only pass, the result on every rank.
 - `clip_grad_norm(max_norm)`: the global L2 norm over all shards (tensor-parallel duplicates
   counted once), summed over the model-parallel group, then every shard clipped.
@@ -61,6 +66,10 @@ class MegatronBackend(ModuleBackend):
         self.info = info
         self.pad_id = pad_id
         self.pack = pack  # a micro-batch's samples in one THD row (packing.py)
+        self.data_parallel_size = info.dp  # micro-batch i runs on replica i % dp (run_micro_batches)
+        self.packs_sequences = pack  # token budgets count summed row lengths (data.micro_batching)
+        # megatron's sequence parallelism: the hidden states are split over the TP ranks along the sequence
+        self.sequence_parallel = bool(getattr(self.chunks[0].config, "sequence_parallel", False))
 
     # -- the PolicyBackend surface -------------------------------------------------------------
     def logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, temperature: float = 1.0) -> torch.Tensor:
@@ -89,7 +98,8 @@ class MegatronBackend(ModuleBackend):
         entropy: bool = False,
         forward_only: bool = False,
     ) -> list[dict[str, Any]]:
-        width = padded_width(max(mb.input_ids.shape[1] for mb in micro_batches), self.info.cp)  # cp: 2 cp | S
+        widest = max(mb.input_ids.shape[1] for mb in micro_batches)
+        width = self._round_up(padded_width(widest, self.info.cp))  # cp: 2 cp | S; sequence parallel: tp | S
         prepared = self._pack(micro_batches) if self.pack else self._align(micro_batches, width)
 
         def schedule_loss(mb: MicroBatch, logp: torch.Tensor, ent: Optional[torch.Tensor]) -> tuple[torch.Tensor, dict]:
@@ -133,7 +143,7 @@ class MegatronBackend(ModuleBackend):
         (the pipeline's p2p shapes are fixed), in slots of 2 cp tokens with context parallelism."""
         slot = 2 * self.info.cp if self.info.cp > 1 else 1
         lengths = [mb.attention_mask.ne(0).sum(dim=1).tolist() for mb in micro_batches]
-        total = max(stream_length(row, slot) for row in lengths)
+        total = self._round_up(max(stream_length(row, slot) for row in lengths), slot)  # sp: slot tp | total
         prepared = []
         for mb in micro_batches:
             ids, positions, layout = pack_stream(mb.input_ids, mb.attention_mask, slot_multiple=slot, total=total, pad_id=self.pad_id)
@@ -141,6 +151,24 @@ class MegatronBackend(ModuleBackend):
                 MicroBatch(ids, positions, layout.lengths, extras={"scored": mb, "layout": layout}, cu_seqlens=layout.cu_seqlens)
             )
         return prepared
+
+    def _round_up(self, width: int, multiple: int = 1) -> int:
+        """`width` rounded up to a multiple of `multiple` x tp with sequence parallelism (the
+        embedding scatters the sequence evenly over the TP ranks); unchanged without it."""
+        if not self.sequence_parallel:
+            return width
+        step = multiple * self.info.tp
+        return -(-width // step) * step
+
+    def padded_tokens(self, micro_batches: Sequence[Scored]) -> int:
+        """Token positions this backend computes for `micro_batches` (all replicas): packed, every
+        micro-batch's row is the longest stream; unpacked, every row is the widest micro-batch's."""
+        if self.pack:
+            slot = 2 * self.info.cp if self.info.cp > 1 else 1
+            total = max(stream_length(mb.attention_mask.ne(0).sum(dim=1).tolist(), slot) for mb in micro_batches)
+            return self._round_up(total, slot) * len(micro_batches)
+        width = self._round_up(padded_width(max(mb.input_ids.shape[1] for mb in micro_batches), self.info.cp))
+        return width * sum(int(mb.input_ids.shape[0]) for mb in micro_batches)
 
     def _gather_replicas(self, mine: list[int], results: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
         """Every micro-batch's metrics, in the caller's order, from the data-parallel replicas that ran them."""
@@ -172,6 +200,19 @@ class MegatronBackend(ModuleBackend):
     def _finish_grads(self) -> None:
         from megatron.core import parallel_state
 
+        if self.sequence_parallel and self.info.tp > 1:
+            # Norm weights are replicated over TP but, with sequence parallelism, each TP rank's
+            # copy saw only its 1/tp of the tokens: sum the partial gradients over the TP group
+            # (megatron's finalize_model_grads, `_allreduce_non_tensor_model_parallel_grads`).
+            # The TP ranks of a replica ran the same micro-batches, so the same grads are None.
+            grads = [p.grad for p in self.parameters() if getattr(p, "sequence_parallel", False) and p.grad is not None]
+            if grads:
+                from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+                flat = _flatten_dense_tensors(grads)
+                dist.all_reduce(flat, group=parallel_state.get_tensor_model_parallel_group())
+                for grad, summed in zip(grads, _unflatten_dense_tensors(flat, grads)):
+                    grad.copy_(summed)
         if self.spec.tied_embeddings and self.info.pp > 1 and (self.info.first_stage or self.info.last_stage):
             holder = self.chunks[0] if self.info.first_stage else self.chunks[-1]  # embedding / output layer
             weight = holder.shared_embedding_or_output_weight()

@@ -8,7 +8,10 @@ megathink code runs on gloo here and on NCCL on clusters:
   device=...)`): it returns "cpu".
 - the tensor-parallel RNG tracker reads and sets CUDA RNG states (`get_rng_state`,
   `set_rng_state`, `manual_seed`): they act on the CPU generator's state instead, so each
-  tracker still forks its own reproducible stream.
+  tracker still forks its own reproducible stream. Activation recomputation
+  (`parallel.recompute`: megatron's `tensor_parallel.checkpoint`, for 'full' and 'selective')
+  needs nothing more: its `CheckpointFunction` saves and restores the RNG states through the
+  same `_get_cuda_rng_state` / `_set_cuda_rng_state` and the tracker.
 - `torch.cuda.synchronize()` after pipeline p2p and `torch.cuda.current_stream()` (0.19):
   a no-op and a stream stand-in whose `synchronize` / `wait_stream` do nothing.
 - literal `device="cuda"` in the pipeline schedules and optimizer utilities, and the
@@ -17,8 +20,9 @@ megathink code runs on gloo here and on NCCL on clusters:
   and lose `pin_memory=True` (context parallelism's RoPE slicing asks for it), which raises
   without an accelerator.
 
-Not covered (they need GPUs): sequence parallelism (TE / apex norms), the distributed
-optimizer, fused kernels, FP8. `apply_cpu_compat()` is idempotent and returns whether it
+Not covered (they need GPUs): Transformer Engine layers (and with them sequence parallelism,
+whose gathers and reduce-scatters run on gloo but whose norms megathink takes from TE only),
+the distributed optimizer, fused kernels, FP8. `apply_cpu_compat()` is idempotent and returns whether it
 patched anything. Modules that `torch.jit.script` at import (torch.distributed.optim) are
 imported before the factories are wrapped, since TorchScript cannot compile the wrappers.
 """

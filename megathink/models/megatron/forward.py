@@ -18,6 +18,14 @@ With `logprob_impl` 'chunked' or 'fused' the output layer is bypassed and
 `kernels.vocab_parallel_linear_logprob` computes the same quantities from the final hidden
 states and the lm_head shard, without storing even the logits slice.
 
+With sequence parallelism (the model's `config.sequence_parallel`, Transformer Engine layers)
+megatron's embedding scatters the sequence over the TP ranks and its output layer gathers it
+back, so the 'naive' route sees whole rows as before; on the 'chunked' / 'fused' routes the
+bypassed output layer gathers the final hidden states `[S / tp, b, H] -> [S, b, H]` itself
+(backward: a reduce-scatter of the TP ranks' partial gradients, the kernel's own all-reduce
+switched off), as megatron's sequence-parallel `ColumnParallelLinear` does. The rows arrive
+padded to a multiple of tp (`backend.py`).
+
 With context parallelism (`parallel.cp` > 1) each micro-batch's columns are split over the cp
 ranks (`context_parallel.py`; a THD row slot by slot): every rank feeds its share of the ids,
 scores its share of the targets, and the per-token log-probs and entropies are gathered back
@@ -127,11 +135,12 @@ LossFn = Callable[[MicroBatch, torch.Tensor, Optional[torch.Tensor]], tuple[torc
 
 def hidden_logprobs(
     hidden: torch.Tensor, weight_shard: torch.Tensor, targets: torch.Tensor, *, temperature: float, vocab_size: int,
-    entropy: bool, impl: str, chunk_tokens: Optional[int],
+    entropy: bool, impl: str, chunk_tokens: Optional[int], reduce_hidden_grad: bool = True,
 ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
     """logp [b, S] (and entropy) from hidden states [b, S, H] and this rank's lm_head rows, with
     `megathink.kernels.vocab_parallel_linear_logprob` (the logits are never stored; padded
-    vocabulary rows are cut off the last shard)."""
+    vocabulary rows are cut off the last shard). reduce_hidden_grad=False when the caller's
+    gather reduces the hidden states' gradient itself (sequence parallelism)."""
     from megatron.core import parallel_state
 
     from megathink.kernels import vocab_parallel_linear_logprob
@@ -143,7 +152,7 @@ def hidden_logprobs(
     out = vocab_parallel_linear_logprob(
         hidden.reshape(b * s, h), weight, targets.reshape(-1), vocab_start=start,
         group=parallel_state.get_tensor_model_parallel_group(), temperature=temperature, return_entropy=entropy,
-        impl=impl, chunk_tokens=chunk_tokens,
+        impl=impl, chunk_tokens=chunk_tokens, reduce_hidden_grad=reduce_hidden_grad,
     )
     logp, ent = out if entropy else (out, None)
     return logp.reshape(b, s), None if ent is None else ent.reshape(b, s)
@@ -227,6 +236,7 @@ def run_schedule(
                 logp, ent = hidden_logprobs(
                     logits, head["weight"], targets.to(logits.device), temperature=temperature,
                     vocab_size=vocab_size, entropy=entropy, impl=logprob_impl, chunk_tokens=chunk_tokens,
+                    reduce_hidden_grad=not config.sequence_parallel,  # sp: hidden_through's gather reduces it
                 )
             else:
                 if "keep_logits" in mb.extras:  # parity checks: the full-vocabulary logits, gathered
@@ -250,6 +260,10 @@ def run_schedule(
 
     def hidden_through(input_: torch.Tensor, weight: Optional[torch.Tensor] = None, **_: Any) -> tuple[torch.Tensor, None]:
         head["weight"] = output_layer.weight if weight is None else weight  # tied: the embedding
+        if config.sequence_parallel:  # [S / tp, b, H] -> [S, b, H]; backward: reduce-scatter over TP
+            from megatron.core.tensor_parallel.mappings import gather_from_sequence_parallel_region
+
+            input_ = gather_from_sequence_parallel_region(input_, tensor_parallel_output_grad=True)
         return input_, None
 
     if bypass:
