@@ -252,7 +252,14 @@ def build_hf_backend(
         _fit_vocab(model, bundle, model_cfg)
     model.to(device=torch_device, dtype=dtype)
     enable_recompute(model, recompute)
-    backend = HFBackend(model, torch_device, logprob_impl=kernels.logprob, chunk_tokens=kernels.chunk_tokens)
+    vocab = model.get_input_embeddings().num_embeddings
+    impl = kernels.logprob_for(vocab)
+    if impl == "naive" and vocab > kernels.naive_max_vocab:
+        log.warning(
+            "kernels.logprob = 'naive' stores fp32 [tokens, %d] logits in every training pass; 'auto' or "
+            "'chunked' computes the same log-probs without them", vocab,
+        )
+    backend = HFBackend(model, torch_device, logprob_impl=impl, chunk_tokens=kernels.chunk_tokens)
     log.info(
         "built %s model: %.2fM parameters, vocab %d, %s on %s%s",
         what, backend.num_parameters() / 1e6, model.get_input_embeddings().num_embeddings, model_cfg.dtype, torch_device,

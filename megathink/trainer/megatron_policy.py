@@ -9,9 +9,10 @@ sequence split over `parallel.cp` ranks, the rest of the world data parallel; `p
 model chunks per rank for the interleaved schedule), and rank 0 removes the file. So only rank
 0 ever holds the full model (a 7B in bf16 is 15 GB: eight ranks each building it would need 120
 GB of host memory and read the checkpoint eight times). Rank 0 keeps the HF model as the
-sampler for rollouts and evaluation (moved to `trainer.device`; with `rollout.engine=sglang` it
-stays on the CPU and visits `trainer.device` only inside `sampling()`, for the evaluations that
-generate from it). Precision comes from `model.dtype` (fp32 / bf16), or fp8 with `parallel.fp8`
+sampler for rollouts and evaluation; it stays on the CPU and visits `trainer.device` only inside
+`sampling()` (the RL stage's local-engine rollouts and the evaluations that generate from it;
+with `rollout.engine=sglang` only those evaluations), so it takes no GPU memory while the
+shards train. Precision comes from `model.dtype` (fp32 / bf16), or fp8 with `parallel.fp8`
 (Transformer Engine); `parallel.recompute` and `parallel.sequence_parallel` (Transformer Engine)
 go to the trained shards (the sampler and the KL reference never run a backward pass and do not
 recompute). The stage folder must be shared by the job's nodes, as the checkpoints
@@ -225,14 +226,16 @@ def build_megatron_policy(cfg: RunConfig, model_cfg: ModelConfig, bundle: Tokeni
     if info.rank == 0:
         shutil.rmtree(start_dir, ignore_errors=True)
     backend = MegatronBackend(
-        chunks, spec, info, pad_id=bundle.pad_id, logprob_impl=cfg.kernels.logprob, chunk_tokens=cfg.kernels.chunk_tokens,
+        chunks, spec, info, pad_id=bundle.pad_id, logprob_impl=cfg.kernels.logprob_for(spec.vocab_size),
+        chunk_tokens=cfg.kernels.chunk_tokens,
         pack=p.pack_sequences,
     )
     device = resolve_device(cfg.trainer.device)
-    # With SGLang engines serving rollouts the sampler only feeds evaluations and weight sync:
-    # it stays on the CPU and visits `trainer.device` inside `sampling()` (one model less on
-    # rank 0's GPU while it trains).
-    park = cfg.rollout.engine == "sglang" and device.type != "cpu"
+    # The sampler (rank 0's HF copy) stays on the CPU and visits `trainer.device` only inside
+    # `sampling()`: for the local engine's rollouts and the evaluations that generate from it
+    # (with SGLang engines, only those evaluations): one model less on rank 0's GPU while the
+    # shards train.
+    park = device.type != "cpu"
     sampler: Optional[HFBackend] = None
     if hf is not None:
         if not park:

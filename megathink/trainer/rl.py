@@ -133,12 +133,18 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
         stop_token_ids=(bundle.eos_id,),
     )
 
+    def on_sampler() -> contextlib.AbstractContextManager:
+        """The local engine generates from the policy's sampler: on its device meanwhile (the
+        megatron backend parks rank 0's copy on the CPU otherwise); SGLang engines need nothing."""
+        return policy.sampling() if cfg.rollout.engine == "local" else contextlib.nullcontext()
+
     def evaluate(name: str) -> Optional[PolicyEvalReport]:
         if not policy.main:  # the engine of rank 0 samples; the other ranks wait at the next collective
             return None
-        report = evaluate_policy(
-            engine, bundle, tok_cfg, {"eval": evaluation}, eval_params, grade, seeds=cfg.eval.seeds
-        )
+        with on_sampler():
+            report = evaluate_policy(
+                engine, bundle, tok_cfg, {"eval": evaluation}, eval_params, grade, seeds=cfg.eval.seeds
+            )
         report.save(out_dir / "eval" / f"{name}.json")
         if cfg.logger.console:
             tqdm.write(f"policy evaluation ({name}, step {step}):\n{report.format_table()}", file=sys.stdout)
@@ -164,16 +170,17 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
                 n=cfg.rollout.n_samples, seed=cfg.trainer.seed * 1_000_003 + step,
             )
             prompts = [prompt_ids[i] for i in indices]
-            if adaptthink:
-                graded = on_main_then_broadcast(lambda: adaptthink_rollout(
-                    engine, prompts, chosen, params, bundle, grade, algorithm=cfg.algorithm,
-                    rbar=reference_accuracies(chosen, rbar), opener=opener, default_cap=cfg.rollout.max_new_tokens,
-                ))
-            else:
-                graded = on_main_then_broadcast(lambda: thinkless_rollout(
-                    engine, prompts, chosen, params, bundle, grade, template=tok_cfg.template,
-                    reward=cfg.reward, std_normalize=cfg.algorithm.std_normalize,
-                ))
+            with on_sampler():  # (a no-op on ranks without a sampler)
+                if adaptthink:
+                    graded = on_main_then_broadcast(lambda: adaptthink_rollout(
+                        engine, prompts, chosen, params, bundle, grade, algorithm=cfg.algorithm,
+                        rbar=reference_accuracies(chosen, rbar), opener=opener, default_cap=cfg.rollout.max_new_tokens,
+                    ))
+                else:
+                    graded = on_main_then_broadcast(lambda: thinkless_rollout(
+                        engine, prompts, chosen, params, bundle, grade, template=tok_cfg.template,
+                        reward=cfg.reward, std_normalize=cfg.algorithm.std_normalize,
+                    ))
             samples, judged, rewards = graded.samples, graded.judged, graded.rewards
             batch = build_rl_batch(samples, graded.advantages, pad_id=bundle.pad_id, opener_prob=graded.opener_prob)
             if cfg.rl.filter_zero_advantage:

@@ -63,6 +63,7 @@ BAD_VALUES = [
     (RLConfig, {"max_tokens_per_micro_batch": -1}, "rl.max_tokens_per_micro_batch"),
     (RLConfig, {"loss_normalization": "sequence"}, "rl.loss_normalization"),
     (RLConfig, {"park_reference": "yes"}, "rl.park_reference"),
+    (KernelsConfig, {"naive_max_vocab": -1}, "kernels.naive_max_vocab"),
     (SFTConfig, {"max_tokens_per_micro_batch": -5}, "sft.max_tokens_per_micro_batch"),
     (
         RunConfig,

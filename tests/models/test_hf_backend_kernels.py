@@ -146,7 +146,19 @@ def test_build_passes_the_kernels_config() -> None:
         ModelConfig(**SMALL), bundle, device="cpu", seed=0, kernels=KernelsConfig(logprob="naive", chunk_tokens=3)
     )
     assert backend.logprob_impl == "naive" and backend.chunk_tokens == 3
-    assert build_hf_backend(ModelConfig(**SMALL), bundle, device="cpu", seed=0).logprob_impl == "chunked"
+    # 'auto' (the default): the toy vocabulary's full logits are tiny -> naive; a real one -> chunked
+    assert build_hf_backend(ModelConfig(**SMALL), bundle, device="cpu", seed=0).logprob_impl == "naive"
+    small_cutoff = KernelsConfig(naive_max_vocab=10)
+    assert build_hf_backend(ModelConfig(**SMALL), bundle, device="cpu", seed=0, kernels=small_cutoff).logprob_impl == "chunked"
+
+
+def test_auto_resolves_by_vocabulary_size() -> None:
+    auto = KernelsConfig()
+    assert auto.logprob == "auto"
+    assert auto.logprob_for(94) == "naive" and auto.logprob_for(4096) == "naive"
+    assert auto.logprob_for(151_936) == "chunked"
+    assert KernelsConfig(logprob="naive").logprob_for(151_936) == "naive"  # asked for by name
+    assert KernelsConfig(logprob="fused").logprob_for(94) == "fused"
 
 
 def test_fused_is_refused_where_it_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
