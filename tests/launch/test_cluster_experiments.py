@@ -14,7 +14,8 @@ from megathink.launch.schema import register_schema, to_run_config
 
 PAIRS = [("thinkless_sft_1.5b", "thinkless_sft_7b"), ("thinkless_degrpo_1.5b", "thinkless_degrpo_7b"),
          ("adaptthink_1.5b", "adaptthink_7b")]
-ALL = [name for pair in PAIRS for name in pair]
+LARGE = ["thinkless_degrpo_14b", "thinkless_degrpo_32b"]
+ALL = [name for pair in PAIRS for name in pair] + LARGE
 PATH_VARS = ("MEGATHINK_MODELS", "MEGATHINK_DATA", "MEGATHINK_RUNS")
 
 
@@ -37,8 +38,9 @@ def compose_run(experiment: str, *overrides: str) -> RunConfig:
 @pytest.mark.parametrize("experiment", ALL)
 def test_megatron_on_gpus_sized_for_the_model(experiment):
     cfg = compose_run(experiment)
-    tp = 4 if experiment.endswith("7b") else 2  # KV heads: 4 (Qwen2.5-7B), 2 (1.5B)
-    assert (cfg.parallel.backend, cfg.parallel.tp, cfg.parallel.pp) == ("megatron", tp, 1)
+    # TP <= KV heads: 2 (1.5B), 4 (7B), 8 (14B, 32B: one node); the 32B adds two pipeline stages
+    tp, pp = {"1.5b": (2, 1), "7b": (4, 1), "14b": (8, 1), "32b": (8, 2)}[experiment.rsplit("_", 1)[1]]
+    assert (cfg.parallel.backend, cfg.parallel.tp, cfg.parallel.pp) == ("megatron", tp, pp)
     assert (cfg.trainer.device, cfg.model.dtype, cfg.data.source) == ("cuda", "bfloat16", "files")
 
 
@@ -110,6 +112,21 @@ def test_7b_is_the_1_5b_recipe_on_the_larger_model(small, large):
     a, b = dataclasses.asdict(compose_run(small)), dataclasses.asdict(compose_run(large))
     for cfg in (a, b):
         for section, key in (("model", "path"), ("tokenizer", "path"), ("parallel", "tp"), ("parallel", "distributed_optimizer"),
-                             ("rl", "micro_batch_size"), ("sft", "micro_batch_size")):
+                             ("rl", "micro_batch_size"), ("sft", "micro_batch_size"), ("plan", "world_size")):
             cfg[section].pop(key)
+    assert a == b
+
+
+@pytest.mark.parametrize("large", LARGE)
+def test_14b_and_32b_are_the_1_5b_degrpo_recipe_scaled(large):
+    """The DeGRPO hyperparameters stay; the learning rate is lower, and the layout, the token
+    budget and the rollout engine (SGLang servers: no in-process sampling) fit the model."""
+    a, b = dataclasses.asdict(compose_run("thinkless_degrpo_1.5b")), dataclasses.asdict(compose_run(large))
+    assert b["rl"]["optimizer"]["lr"] < a["rl"]["optimizer"]["lr"] and b["rollout"]["engine"] == "sglang"
+    for cfg in (a, b):
+        for section, key in (("model", "path"), ("tokenizer", "path"), ("parallel", "tp"), ("parallel", "pp"),
+                             ("plan", "world_size"), ("rl", "max_tokens_per_micro_batch"), ("rollout", "engine")):
+            cfg[section].pop(key)
+        for key in ("lr", "min_lr"):
+            cfg["rl"]["optimizer"].pop(key)
     assert a == b
