@@ -21,6 +21,11 @@ SUBMITIT = "hydra-submitit-launcher==1.2.0"
 # GPU, so the tests install it (a ~405 MB wheel, Linux x86_64) and run its tests in CI. The same
 # cuda120 build as the `dali` extra: two DALI builds conflict in one environment.
 DALI_TEST = "nvidia-dali-cuda120>=2.4.0; platform_system == 'Linux' and platform_machine == 'x86_64'"
+# Transformer Engine goes into the trainer's environment (extra `te`); SGLang, which pins its own
+# torch, into a separate one for the rollout engines (extra `sglang`, or SGLang alone):
+# docs/CLUSTER.md, "Install". Neither is in the lock.
+TRANSFORMER_ENGINE = "transformer-engine[pytorch]>=2.0"
+SGLANG = "sglang>=0.5"
 
 setup(
     name="megathink",
@@ -64,7 +69,11 @@ setup(
         ],
         "dev": ["pytest>=9.2.0", "pytest-timeout>=2.4.0", "ruff>=0.6", TRITON, DALI_TEST],
         "megatron": ["megatron-core>=0.16.1", "psutil>=7.2.2"],
-        "gpu": ["transformer-engine[pytorch]>=2.0", "sglang>=0.5"],
+        "te": [TRANSFORMER_ENGINE],
+        "sglang": [SGLANG],
+        # Deprecated alias of te + sglang (one environment for both, which SGLang's torch pin
+        # usually breaks); kept so existing install lines keep working.
+        "gpu": [TRANSFORMER_ENGINE, SGLANG],
         "dali": ["nvidia-dali-cuda120>=2.4.0"],
         "wandb": ["wandb>=0.18"],
         # `hydra/launcher=submitit_slurm`: sweeps as SLURM job arrays (docs/CLUSTER.md).

@@ -11,12 +11,20 @@ tables, larger tensors). Every value goes to the jsonl file; numbers, bools and 
 the console line and wandb; only numbers (not bools) go to TensorBoard (`<out>/tensorboard/`). TensorBoard and
 wandb are imported only when enabled; wandb's files go under `<out>/wandb/`, with the mode
 passed explicitly so the WANDB_MODE environment variable never turns it on or off.
+
+One wandb run per stage folder, across every process that writes into it: its id is drawn once
+and kept in `<out>/wandb_run_id`, and `wandb.init(id=..., resume="allow")` continues that run
+when a resumed or requeued job opens the folder again. Its name is `wandb_run_name(...)`:
+`<logger.run_name>/<output folder>/<stage>`, so runs of different jobs and experiments stay
+apart in one project.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -29,6 +37,7 @@ from megathink.errors import ConfigError
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
+WANDB_RUN_ID_FILE = "wandb_run_id"
 
 
 class MetricsLogger:
@@ -40,6 +49,8 @@ class MetricsLogger:
     def __init__(
         self, out_dir: Path, logger_cfg: LoggerConfig, run_name: str, config_dict: dict[str, Any], *, enabled: bool = True
     ) -> None:
+        """`run_name`: the stage this logger records (the stage folder's name), the last part of
+        the wandb run name."""
         out_dir = Path(out_dir)
         self.path = out_dir / METRICS_FILE
         self.enabled = enabled
@@ -149,7 +160,35 @@ def _tensorboard_writer_class() -> type:
     return SummaryWriter
 
 
-def _start_wandb(cfg: LoggerConfig, run_name: str, config_dict: dict[str, Any], out_dir: Path) -> Any:
+def wandb_run_name(cfg: LoggerConfig, stage: str, out_dir: Path) -> str:
+    """`logger.wandb_run_name`, else `<logger.run_name>/<output folder>/<stage>`, where the output
+    folder is the stage folder's parent (`out_dir` is `<output_dir>/<stage>`); the run name is left
+    out when unset or equal to the folder's name (the SLURM recipes' RUN_DIR is named after it)."""
+    if cfg.wandb_run_name:
+        return cfg.wandb_run_name
+    folder = Path(out_dir).resolve().parent.name
+    parts = [cfg.run_name] if cfg.run_name and cfg.run_name != folder else []
+    return "/".join([*parts, folder, stage])
+
+
+def wandb_run_id(out_dir: Path) -> str:
+    """The wandb run id of the stage folder `out_dir`: read from `<out_dir>/wandb_run_id`, or drawn
+    at random and written there (atomically) on first use, so every later process that writes into
+    the folder (a resume, a requeue) continues the same wandb run, and no other folder shares it."""
+    path = Path(out_dir) / WANDB_RUN_ID_FILE
+    if path.is_file():
+        stored = path.read_text(encoding="utf-8").strip()
+        if stored:
+            return stored
+    run_id = secrets.token_hex(8)  # 16 of [0-9a-f]: valid in a wandb id, unique in a project
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{WANDB_RUN_ID_FILE}.{os.getpid()}")
+    tmp.write_text(run_id + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return run_id
+
+
+def _start_wandb(cfg: LoggerConfig, stage: str, config_dict: dict[str, Any], out_dir: Path) -> Any:
     mode = cfg.resolved_wandb_mode
     try:
         import wandb
@@ -161,7 +200,9 @@ def _start_wandb(cfg: LoggerConfig, run_name: str, config_dict: dict[str, Any], 
         ) from err
     return wandb.init(
         project=cfg.resolved_wandb_project,
-        name=cfg.wandb_run_name or run_name,
+        name=wandb_run_name(cfg, stage, out_dir),
+        id=wandb_run_id(out_dir),
+        resume="allow",
         mode=mode,
         dir=str(out_dir),
         config=config_dict,

@@ -14,13 +14,21 @@
 #   3. AdaptThink (PRESAMPLE=1): runs `megathink presample` once on the first trainer node
 #      (single process; resumable, so a requeued job skips what is done);
 #   4. runs `torchrun ... -m megathink.launch.cli train experiment=$EXPERIMENT hydra.run.dir=$RUN_DIR
-#      [rollout.engine=sglang rollout.sglang.urls=[...]] "$@"` on the trainer nodes, the rendezvous
-#      at the first trainer node (MASTER_ADDR from scontrol) on a port derived from the job id;
+#      logger.run_name=$EXPERIMENT [rollout.engine=sglang rollout.sglang.urls=[...]] "$@"` on the
+#      trainer nodes, the rendezvous at the first trainer node (MASTER_ADDR from scontrol) on a port
+#      derived from the job id; torchrun forwards SIGTERM and SIGUSR1 to its workers and gives them
+#      TRAINER_STOP_TIMEOUT_S to finish;
 #   5. watches both: an engine that dies stops the job with its name and log; the trainer's exit
 #      status is the job's;
-#   6. tears every step down on exit, scancel (SIGTERM) or Ctrl-C; SIGUSR1 (sent by
-#      `#SBATCH --signal=B:USR1@600` before the time limit) requeues the job, and a requeued job
-#      resumes from the newest checkpoint in the same RUN_DIR (checkpoint.resume=auto).
+#   6. stops cleanly on signals. SIGUSR1 to this shell (`#SBATCH --signal=B:USR1@600`, ten minutes
+#      before the time limit, or `scancel --batch --signal=USR1`) is passed to the trainer step: every
+#      rank finishes its step, writes a checkpoint of it and exits (megathink exits 75 and writes
+#      RUN_DIR/preempted.json), then the job requeues itself and the requeued job resumes from that
+#      checkpoint in the same RUN_DIR (checkpoint.resume=auto). A trainer that stops so on a signal
+#      sent to the steps only (`scancel --signal=USR1|TERM <job>`) requeues the job the same way.
+#      SIGTERM to the whole job (scancel, preemption, the time limit, `scontrol requeue`) reaches
+#      every step from SLURM itself: this shell waits for the trainer to checkpoint and exit (until
+#      SLURM's SIGKILL after KillWait), then tears every step down; Ctrl-C tears down at once.
 #
 # Settings (environment variables; the recipe gives defaults, `VAR=value sbatch ...` overrides):
 #   EXPERIMENT              hydra_conf/experiment/ option (set by the recipe); an experiment=...
@@ -49,8 +57,13 @@
 #   ROLLOUT_HEALTH_TIMEOUT  seconds the engines may take to come up (default 1800)
 #   PRESAMPLE               1: `megathink presample` before training (AdaptThink's Rbar_ref)
 #   PRESAMPLE_OVERRIDES     its extra overrides (default: the single-process HF backend)
-#   REQUEUE_ON_USR1         1 (default): SIGUSR1 requeues the job (once it ran REQUEUE_MIN_RUNTIME_S,
-#                           default 900, so a short --time cannot requeue it in a loop); 0 ignores it
+#   REQUEUE_ON_USR1         1 (default): SIGUSR1 stops the trainer at a checkpoint and requeues the job,
+#                           as does a trainer that stopped on a signal sent to the steps (once the
+#                           job ran REQUEUE_MIN_RUNTIME_S, default 900, so a short --time cannot
+#                           requeue it in a loop); 0 ignores SIGUSR1 and never requeues
+#   TRAINER_STOP_TIMEOUT_S  seconds the trainer may take, after SIGUSR1 / SIGTERM, to finish its step and
+#                           checkpoint before torchrun kills it (default 540: inside the 600 s warning
+#                           of --signal=B:USR1@600; SLURM's SIGKILL after KillWait ends a SIGTERM sooner)
 #   MEGATHINK_POLL_S        seconds between liveness checks (default 2)
 
 MT_PREFIX="[megathink-job]"
@@ -59,6 +72,9 @@ MT_NODE_HOSTS=()
 MT_NODE_LOGS=()
 MT_ENGINE_URLS=()
 MT_STEP_PIDS=()   # every srun step this job started, for the teardown
+MT_TRAIN_PID=""   # the trainer's srun step while it runs
+MT_STOPPING=""    # set once this shell asked the trainer to checkpoint and stop (SIGUSR1)
+MT_PREEMPTED_FILE=preempted.json  # megathink.trainer.preemption.PREEMPTED_FILE, in RUN_DIR
 
 mt_log() { echo "$MT_PREFIX $(date '+%F %T') $*"; }
 
@@ -254,24 +270,34 @@ mt_train() {
     hostlist=$(IFS=,; echo "${MT_TRAINER_HOSTS[*]}")
     mapfile -t overlap < <(mt_overlap)
     mt_log "trainer: $nodes node(s) x $nproc process(es) ($(mt_gpus_per_node) GPU(s) per node), rendezvous $MASTER_ADDR:$MASTER_PORT, output $RUN_DIR"
+    rm -f "$RUN_DIR/$MT_PREEMPTED_FILE"
+    # torchrun passes SIGTERM and SIGUSR1 on to every worker and waits for them (by default it
+    # would die of SIGUSR1 and kill its workers 30 s after a SIGTERM).
     srun --nodes="$nodes" --ntasks="$nodes" --ntasks-per-node=1 --cpus-per-task="$(mt_node_cpus)" \
         --nodelist="$hostlist" "${overlap[@]}" --kill-on-bad-exit=1 \
         "$MEGATHINK_PYTHON" -m torch.distributed.run \
         --nnodes="$nodes" --nproc-per-node="$nproc" --max-restarts=0 \
         --rdzv-backend=c10d --rdzv-endpoint="$MASTER_ADDR:$MASTER_PORT" \
         --rdzv-id="$SLURM_JOB_ID-${SLURM_RESTART_COUNT:-0}" \
-        -m megathink.launch.cli train "experiment=$EXPERIMENT" "hydra.run.dir=$RUN_DIR" \
+        --signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1 --shutdown-timeout="${TRAINER_STOP_TIMEOUT_S:-540}" \
+        -m megathink.launch.cli train "experiment=$EXPERIMENT" "hydra.run.dir=$RUN_DIR" "logger.run_name=$EXPERIMENT" \
         "${MT_ROLLOUT_ARGS[@]}" "$@" &
     pid=$!
     MT_STEP_PIDS+=("$pid")
+    MT_TRAIN_PID=$pid
     mt_wait_step "$pid" "the trainer" || status=$?
+    MT_TRAIN_PID=""
+    if [[ -f "$RUN_DIR/$MT_PREEMPTED_FILE" ]] || { [[ -n "$MT_STOPPING" ]] && ((status != 0)); }; then
+        mt_after_stop "$status"
+    fi
     if ((status != 0)); then
         mt_die "the trainer (torchrun on ${hostlist}) exited with status $status (output above; run folder $RUN_DIR)"
     fi
     mt_log "training finished; output in $RUN_DIR"
 }
 
-# Stop every step this job started, by PID: SIGTERM (srun forwards it), SIGKILL after a grace.
+# Stop every step this job started, by PID: SIGTERM (srun then cancels its step at once: the
+# trainer is waited for before, in mt_on_term), SIGKILL after a grace.
 mt_cleanup() {
     local status=$? pid alive=() deadline
     trap - EXIT TERM INT USR1
@@ -290,23 +316,85 @@ mt_cleanup() {
     exit "$status"
 }
 
-mt_on_usr1() {
+# Whether the job may requeue itself now (WHAT: what asks for it, for the log).
+mt_requeue_allowed() {
     if [[ "${REQUEUE_ON_USR1:-1}" != "1" ]]; then
-        mt_log "SIGUSR1 ignored (REQUEUE_ON_USR1=0)"
+        mt_log "$1: not requeueing (REQUEUE_ON_USR1=0)"
+        return 1
     elif ((SECONDS < ${REQUEUE_MIN_RUNTIME_S:-900})); then
         # A time limit shorter than the signal's lead time would requeue the job forever.
-        mt_log "SIGUSR1 after only ${SECONDS} s (< REQUEUE_MIN_RUNTIME_S=${REQUEUE_MIN_RUNTIME_S:-900}): the time limit is too short for a requeue to make progress; not requeueing"
-    else
-        mt_log "SIGUSR1 (time limit near): requeueing job $SLURM_JOB_ID; it resumes from its newest checkpoint in $RUN_DIR"
-        scontrol requeue "$SLURM_JOB_ID" || mt_log "scontrol requeue $SLURM_JOB_ID failed; the job ends at its time limit"
+        mt_log "$1 after only ${SECONDS} s (< REQUEUE_MIN_RUNTIME_S=${REQUEUE_MIN_RUNTIME_S:-900}): the time limit is too short for a requeue to make progress; not requeueing"
+        return 1
     fi
+}
+
+mt_requeue() {
+    mt_log "requeueing job $SLURM_JOB_ID; it resumes from its newest checkpoint in $RUN_DIR"
+    scontrol requeue "$SLURM_JOB_ID" && return 0
+    mt_log "scontrol requeue $SLURM_JOB_ID failed"
+    return 1
+}
+
+# SIGUSR1 to this shell: a running trainer checkpoints its step and stops first (the trainer step
+# hears SIGUSR1 through srun, which passes it to torchrun and every worker); the job requeues
+# once it has exited (mt_after_stop). Without a trainer running yet, requeue at once.
+mt_on_usr1() {
+    if ! mt_requeue_allowed "SIGUSR1"; then
+        :
+    elif [[ -n "$MT_TRAIN_PID" ]] && kill -0 "$MT_TRAIN_PID" 2>/dev/null; then
+        if [[ -z "$MT_STOPPING" ]]; then
+            MT_STOPPING=usr1
+            mt_log "SIGUSR1 (time limit near): the trainer checkpoints its current step and stops; the job requeues when it has exited"
+            kill -USR1 "$MT_TRAIN_PID" 2>/dev/null || true  # srun forwards it (SIGTERM would make srun kill the step)
+        fi
+    else
+        mt_log "SIGUSR1 (time limit near)"
+        mt_requeue || mt_log "the job ends at its time limit"
+    fi
+}
+
+# The trainer exited after a stop signal (STATUS: its exit status). preempted.json says it
+# checkpointed the step it was on; requeue (the requeued job resumes), else end with status 75.
+mt_after_stop() {
+    local status=$1 record="$RUN_DIR/$MT_PREEMPTED_FILE"
+    if [[ -f "$record" ]]; then
+        mt_log "the trainer checkpointed and stopped on a signal (status $status): $(tr -s ' \n' ' ' <"$record")"
+    else
+        mt_log "the trainer exited with status $status after SIGUSR1 without reporting a checkpoint; the newest checkpoint in $RUN_DIR is where a resumed run continues"
+    fi
+    if mt_requeue_allowed "the trainer's stop" && mt_requeue; then
+        mt_sleep_until_killed
+    fi
+    mt_log "not requeued: submit the same recipe again to resume from $RUN_DIR"
+    exit 75
+}
+
+# After `scontrol requeue` SLURM stops this job (SIGTERM, then SIGKILL): wait for it here.
+mt_sleep_until_killed() {
+    local deadline=$((SECONDS + 120))
+    while ((SECONDS < deadline)); do mt_sleep; done
+}
+
+# SIGTERM to the job (scancel, preemption, the time limit, `scontrol requeue`) reaches every step
+# too: the trainer finishes its step, checkpoints and exits; wait for that (SLURM's SIGKILL after
+# KillWait bounds it), then the EXIT trap tears the rest down.
+mt_on_term() {
+    trap '' TERM  # the steps' own SIGTERMs and a repeated scancel must not cut this wait short
+    mt_log "SIGTERM (scancel, requeue, preemption or time limit): stopping"
+    if [[ -n "$MT_TRAIN_PID" ]] && kill -0 "$MT_TRAIN_PID" 2>/dev/null; then
+        local deadline=$((SECONDS + ${TRAINER_STOP_TIMEOUT_S:-540} + 30))
+        mt_log "waiting for the trainer to checkpoint its current step and exit"
+        while kill -0 "$MT_TRAIN_PID" 2>/dev/null && ((SECONDS < deadline)); do mt_sleep; done
+        [[ -f "$RUN_DIR/$MT_PREEMPTED_FILE" ]] && mt_log "the trainer checkpointed: $(tr -s ' \n' ' ' <"$RUN_DIR/$MT_PREEMPTED_FILE")"
+    fi
+    exit 143
 }
 
 megathink_job_main() {
     : "${EXPERIMENT:?the recipe must set EXPERIMENT (a hydra_conf/experiment/ option)}"
     mt_require_slurm
     trap mt_cleanup EXIT
-    trap 'mt_log "SIGTERM (scancel, requeue or time limit): stopping"; exit 143' TERM
+    trap mt_on_term TERM
     trap 'mt_log "interrupted"; exit 130' INT
     trap mt_on_usr1 USR1
     mt_find_python

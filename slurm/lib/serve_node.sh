@@ -8,7 +8,7 @@
 # LOG_PREFIX-<i>.log. megathink's SGLang client spreads its calls over all of them. The script
 # lives exactly as long as every engine: when one exits it prints that engine's log tail, stops
 # the others and exits non-zero, so the job sees this node's step end and fails fast; SIGTERM
-# (the job's teardown) stops them all.
+# (the job's teardown) stops them all; SIGUSR1 is ignored (it is meant for the trainer).
 #
 # The engine command (environment, as in megathink_job.sh):
 #   ROLLOUT_ENGINE       sglang (default): python -m sglang.launch_server ... --tp-size <GPUS_PER_ENGINE>
@@ -68,6 +68,9 @@ sn_main() {
     local model=$1 first_port=$2 engines=$3 per=$4 log_prefix=$5 i cmd gpus log
     local pids=() logs=()
     trap 'sn_say "SIGTERM: stopping ${#pids[@]} engine(s)"; kill -TERM "${pids[@]}" 2>/dev/null; wait; exit 143' TERM INT
+    # SIGUSR1 asks the trainer to checkpoint and stop (`scancel --signal=USR1 <job>` reaches every
+    # step): this script and the engines, which inherit the ignored disposition, keep serving.
+    trap '' USR1
     for ((i = 0; i < engines; i++)); do
         cmd=$(sn_engine_command "$((first_port + i))" "$model" "$per")
         gpus=$(sn_engine_gpus "$i" "$per")

@@ -107,9 +107,64 @@ def test_requeued_job_resumes_from_its_checkpoint(slurm_cluster, tmp_path):
     assert resumed is not None, second[-3000:]
     assert int(resumed.group(2)) >= 5  # not step 0: the second run continued the first
     assert "resumed from" not in first
-    assert "SIGTERM (scancel, requeue or time limit): stopping" in first or "training finished" in first
+    assert "SIGTERM (scancel, requeue, preemption or time limit): stopping" in first or "training finished" in first
+    if "the trainer checkpointed:" in first:  # SIGTERM mid-stage: it saved the step it was on, and resumed there
+        saved = json.loads(first.split("the trainer checkpointed: ", 1)[1].splitlines()[0])
+        assert int(resumed.group(2)) == saved["step"]
     state_file = checkpoints / "step_00000120" / "trainer_state.json"
     assert json.loads(state_file.read_text())["step"] == 120
+
+
+STOP_RUN = ["stages=[sft]", "sft.max_steps=1500", "checkpoint.save_every=100000", "trainer.log_every=1", *QUIET,
+            "logger.console=false"]
+"""1500 SFT steps of a few ms each: long enough that a signal sent after step 1 lands mid-stage;
+no periodic checkpoint, so the only one is the one the signal asked for."""
+
+
+def _sft_losses(run_dir: Path) -> dict[int, float]:
+    rows = [json.loads(line) for line in (run_dir / "sft" / "metrics.jsonl").read_text().splitlines()]
+    return {row["step"]: row["loss"] for row in rows if "loss" in row}
+
+
+@pytest.mark.parametrize(
+    "scancel",
+    [["--batch", "--signal=USR1"], ["--signal=TERM"]],
+    ids=["usr1-to-the-batch-shell", "term-to-the-steps"],
+)
+def test_a_stop_signal_checkpoints_requeues_and_resumes(slurm_cluster, tmp_path, scancel):
+    """SIGUSR1 to the batch shell (what `#SBATCH --signal=B:USR1@600` sends before the time limit):
+    the library passes it to the trainer step; SIGTERM to the steps only: the trainer hears it
+    directly. Either way the trainer checkpoints the step it is on and exits, the job requeues
+    itself, and the requeued job resumes there and ends with the uninterrupted run's losses."""
+    job_id, run_dir = submit(slurm_cluster, tmp_path, STOP_RUN, REQUEUE_MIN_RUNTIME_S="0")
+    reference = tmp_path / "reference"  # the same training, one plain process, never interrupted
+    ref_log = tmp_path / "reference.log"
+    with ref_log.open("w") as sink:
+        ref = subprocess.Popen(
+            [sys.executable, "-m", "megathink.launch.cli", "train", "experiment=toy_smoke", *STOP_RUN,
+             f"hydra.run.dir={reference}"], stdout=sink, stderr=subprocess.STDOUT,
+        )
+    metrics = run_dir / "sft" / "metrics.jsonl"
+    deadline = time.monotonic() + 90
+    while not (metrics.is_file() and '"step": 1,' in metrics.read_text()):
+        assert time.monotonic() < deadline, f"no SFT step after 90 s:\n{job_log(tmp_path, job_id)[-3000:]}"
+        assert slurm_cluster.job_state(job_id) in ("PENDING", "RUNNING"), job_log(tmp_path, job_id)[-3000:]
+        time.sleep(0.05)
+    slurm_cluster.run("scancel", *scancel, str(job_id))
+    state = slurm_cluster.wait_done(job_id, timeout=150)
+    log = job_log(tmp_path, job_id)
+    assert state == "COMPLETED", log[-4000:]
+    assert slurm_cluster.job_info(job_id)["Restarts"] == "1"
+    first, second = log.split(f"job {job_id} restart 1 on", 1)
+    stopped = re.search(r"the trainer checkpointed and stopped on a signal \(status \d+\): (\{.*\})", first)
+    assert stopped is not None, first[-3000:]
+    record = json.loads(stopped.group(1))
+    assert record["signal"] == ("SIGUSR1" if "--signal=USR1" in scancel else "SIGTERM") and record["stage"] == "sft"
+    assert 1 <= record["step"] < 1500 and f"requeueing job {job_id}" in first
+    assert re.search(rf"resumed from \S+/sft/checkpoints/step_{record['step']:08d} at step {record['step']}\n", second)
+    assert "training finished" in second and not (run_dir / "preempted.json").exists()
+    assert ref.wait(timeout=300) == 0, ref_log.read_text()[-3000:]
+    assert _sft_losses(run_dir) == _sft_losses(reference)
 
 
 @pytest.mark.parametrize(

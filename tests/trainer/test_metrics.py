@@ -122,7 +122,9 @@ def test_wandb_gets_an_explicit_mode_and_writes_under_out(tmp_path: Path, monkey
     cfg = LoggerConfig(wandb_project="proj", tensorboard=False, console=False)
     with MetricsLogger(tmp_path / "rl", cfg, "run7", {"a": 1}) as logger:
         logger.log(5, {"reward": 0.5, "per_level": [1, 2]})
-    expected = {"project": "proj", "name": "run7", "mode": "offline", "dir": str(tmp_path / "rl"), "config": {"a": 1}}
+    run_id = (tmp_path / "rl" / "wandb_run_id").read_text().strip()
+    expected = {"project": "proj", "name": f"{tmp_path.name}/run7", "id": run_id, "resume": "allow", "mode": "offline",
+                "dir": str(tmp_path / "rl"), "config": {"a": 1}}
     assert calls["init"] == expected
     assert calls["log"] == [(5, {"reward": 0.5})]
 
