@@ -25,3 +25,8 @@ class MissingPathError(MegathinkError, FileNotFoundError):
 
 class ExistingOutputError(MegathinkError, FileExistsError):
     """Writing would replace or mix with something already written; nothing was touched."""
+
+
+class CollectiveTimeoutError(MegathinkError, TimeoutError):
+    """A rank waited past `trainer.dist_timeout_minutes` for the others (usually for rank 0's
+    rollouts or evaluation); the message names the field."""

@@ -16,9 +16,17 @@ whole response, which must then hold exactly one `</think>`); "none" cannot occu
 think ratio is 1 - the NoThinking ratio.
 
 Each seed is one `engine.generate` call per dataset with `SamplingParams(seed=seed)`, and
-`params.n` responses per prompt (1 gives the papers' "one sample per prompt per seed"); all
-responses of all seeds are pooled into the row metrics. A dataset's samples depend only on its
-own records, the seed and the weights, not on which other datasets are evaluated with it.
+`params.n` responses per prompt (1 gives the papers' "one sample per prompt per seed"), so
+every prompt has k = len(seeds) x params.n samples; all responses of all seeds are pooled into
+the row metrics, and avg@k / pass@k are taken per prompt over its k (`hybrid_metrics`). A
+dataset's samples depend only on its own records, the seed and the weights, not on which other
+datasets are evaluated with it.
+
+With `forced=True` every prompt is also sampled k times with each mode forced
+(`forced_mode.sample_forced_modes`, same engine, params and seeds): the rows then carry the
+forced modes' avg@k / pass@k / tokens / mode rates, the oracle think rate and HAcc, and the
+report the forced-mode table of each dataset. This is the standard adaptive-thinking
+evaluation of `megathink eval` and the stages (docs/ARCHITECTURE.md, "Evaluation").
 """
 
 from __future__ import annotations
@@ -27,15 +35,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Union
 
+from megathink.config.evaluation import EvalConfig
 from megathink.config.tokenizer import TokenizerConfig
 from megathink.config.validation import fail
-from megathink.data.chat_template import encode_prompt
+from megathink.data.chat_template import encode_record_prompt
 from megathink.data.types import HybridSFTRecord, PromptRecord, TokenizerBundle
 from megathink.evaluation.batch_graders import GradeFn
+from megathink.evaluation.forced_mode import ModeEvalRow, forced_rows, sample_forced_modes
 from megathink.evaluation.policy_report import Judged, PolicyEvalReport, PolicyEvalRow, dataset_rows
-from megathink.rewards.modes import NONE, SHORT, THINK, detect_mode
+from megathink.evaluation.responses import response_mode, response_text
+from megathink.rewards.modes import NONE
 from megathink.rollout.protocol import RolloutEngine
 from megathink.rollout.types import RolloutRequest, Sample, SamplingParams
+
+__all__ = ["EvalRecord", "eval_params", "evaluate_policy", "judge_samples", "response_mode", "response_text"]
 
 EvalRecord = Union[PromptRecord, HybridSFTRecord]
 """Anything with `.problem`, `.answer` and `.level`."""
@@ -50,8 +63,11 @@ def evaluate_policy(
     grade: GradeFn,
     *,
     seeds: Sequence[int],
+    forced: bool = False,
+    thinking_opener: Sequence[int] = (),
 ) -> PolicyEvalReport:
-    """Sample every prompt of every dataset once per seed (`params.n` times), grade, and tabulate.
+    """Sample every prompt of every dataset once per seed (`params.n` times), grade, and tabulate;
+    with `forced`, also each mode forced (`thinking_opener`: AdaptThink's forced think opener).
 
     `params.stop_token_ids` should hold the tokenizer's EOS (nothing is implicit). Datasets with
     no records get no rows.
@@ -59,21 +75,37 @@ def evaluate_policy(
     if len(seeds) == 0:
         fail("seeds", list(seeds), "give at least one sampling seed")
     rows: list[PolicyEvalRow] = []
+    tables: dict[str, list[ModeEvalRow]] = {}  # dataset -> its forced-mode table
     for name, records in datasets.items():
         requests = [
-            RolloutRequest(encode_prompt(bundle, record.problem, tok_cfg), group_id=index)
+            RolloutRequest(encode_record_prompt(bundle, record, tok_cfg), group_id=index)  # with its budget, if any
             for index, record in enumerate(records)
         ]
         judged: list[Judged] = []
         for seed in seeds:
             samples = engine.generate(requests, replace(params, seed=int(seed)))
             judged += judge_samples(samples, records, bundle, grade, template=tok_cfg.template)
-        rows += dataset_rows(name, judged)
+        by_mode = None
+        if forced and records:
+            by_mode = sample_forced_modes(
+                engine, bundle, tok_cfg, records, params, grade, seeds=seeds, thinking_opener=thinking_opener
+            )
+            tables[name] = forced_rows(by_mode)
+        rows += dataset_rows(name, judged, by_mode)
     sampling = {
         "temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k,
         "max_new_tokens": params.max_new_tokens, "n": params.n,
     }
-    return PolicyEvalReport(rows=rows, seeds=[int(s) for s in seeds], sampling=sampling)
+    return PolicyEvalReport(rows=rows, seeds=[int(s) for s in seeds], sampling=sampling, forced=tables)
+
+
+def eval_params(eval_cfg: EvalConfig, eos_id: int) -> SamplingParams:
+    """The sampling of every evaluation (the policy's own choice and each mode forced): eval.temperature
+    (0: greedy), eval.top_p, top-k off, eval.max_new_tokens, stopping on `eos_id`."""
+    return SamplingParams(
+        temperature=eval_cfg.temperature, top_p=eval_cfg.top_p, max_new_tokens=eval_cfg.max_new_tokens,
+        stop_token_ids=(eos_id,),
+    )
 
 
 def judge_samples(
@@ -109,20 +141,3 @@ def judge_samples(
         )
         for sample, mode, ok in zip(samples, modes, correct)
     ]
-
-
-def response_mode(sample: Sample, bundle: TokenizerBundle, template: str) -> tuple[str, int]:
-    """(mode, index of the first response token of the graded text) under the prompt template."""
-    if template == "adaptthink":
-        if sample.response_ids[:1] == [bundle.control.end_think]:
-            return SHORT, 1
-        return THINK, 0
-    return detect_mode(sample.response_ids, bundle.control), 1
-
-
-def response_text(sample: Sample, bundle: TokenizerBundle, *, start: int = 1) -> str:
-    """The decoded response from token `start` on (1: after the control token), the final stop token removed."""
-    body = sample.response_ids[start:]
-    if sample.finish_reason == "stop" and body:
-        body = body[:-1]
-    return bundle.tokenizer.decode(body, skip_special_tokens=False)

@@ -15,6 +15,10 @@ Two kinds of directory are accepted (the layout `trainer.sft` writes):
 
 In both cases the parameter dtype and attention kernel are the command's `model.dtype` and
 `model.attn_implementation` (an inference choice); everything else comes from the checkpoint.
+With `weights_only_if_needed=True` (evaluation on SGLang engines, which read a HF folder
+themselves) a HF directory whose tokenizer did not grow the vocabulary is not built in this
+process at all (`backend` is None); a step checkpoint is always built, since its weights must
+first be written as a HF folder for the engines.
 The file names mirror `trainer.checkpoint` / `trainer.sft` (evaluation sits below the trainer
 and does not import it).
 """
@@ -50,7 +54,8 @@ _Section = TypeVar("_Section")
 class LoadedPolicy:
     """The model to evaluate, its tokenizer bundle and the tokenizer config prompts are rendered with."""
 
-    backend: HFBackend
+    backend: Optional[HFBackend]
+    """None when the model was not built (`weights_only_if_needed` and a HF folder served as is)."""
     bundle: TokenizerBundle
     tok_cfg: TokenizerConfig
     kind: str
@@ -59,7 +64,8 @@ class LoadedPolicy:
 
 
 def load_policy(
-    model_dir: Optional[str], *, tokenizer: TokenizerConfig, model: ModelConfig, device: str, seed: int
+    model_dir: Optional[str], *, tokenizer: TokenizerConfig, model: ModelConfig, device: str, seed: int,
+    weights_only_if_needed: bool = False,
 ) -> LoadedPolicy:
     """The policy at `model_dir` on `device`; `tokenizer`/`model` are the command's own sections."""
     if not model_dir:
@@ -69,7 +75,7 @@ def load_policy(
         raise MissingPathError(f"{FIELD} = {model_dir!r} is not a directory: {_EXPECTED}.")
     inference = dict(dtype=model.dtype, attn_implementation=model.attn_implementation)
     if (path / "config.json").is_file():
-        return _load_hf_dir(path, tokenizer, replace(model, path=str(path), **inference), device, seed)
+        return _load_hf_dir(path, tokenizer, replace(model, path=str(path), **inference), device, seed, weights_only_if_needed)
     if (path / STEP_WEIGHTS).is_file():
         return _load_step_checkpoint(path, inference, device, seed)
     raise MissingPathError(
@@ -78,7 +84,7 @@ def load_policy(
 
 
 def _load_hf_dir(
-    path: Path, tokenizer: TokenizerConfig, model_cfg: ModelConfig, device: str, seed: int
+    path: Path, tokenizer: TokenizerConfig, model_cfg: ModelConfig, device: str, seed: int, lazy: bool
 ) -> LoadedPolicy:
     resolved = path.parent / RESOLVED_CONFIG  # present when `path` is a stage's hf/
     base_tok = tokenizer
@@ -86,7 +92,8 @@ def _load_hf_dir(
         base_tok = _section(_read_stage_config(resolved), "tokenizer", TokenizerConfig, resolved)
     tok_cfg = replace(base_tok, kind="pretrained", path=str(path))
     bundle = load_tokenizer(tok_cfg)
-    return LoadedPolicy(build_hf_backend(model_cfg, bundle, device=device, seed=seed), bundle, tok_cfg, "hf", path)
+    backend = None if lazy and not bundle.vocab_grew else build_hf_backend(model_cfg, bundle, device=device, seed=seed)
+    return LoadedPolicy(backend, bundle, tok_cfg, "hf", path)
 
 
 def _load_step_checkpoint(path: Path, inference: dict[str, Any], device: str, seed: int) -> LoadedPolicy:

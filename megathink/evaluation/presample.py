@@ -9,11 +9,15 @@ computed once before training. The training prompts are the `data.train_path` fi
 
 Sampling: each prompt is rendered by the configured chat template (AdaptThink needs
 `tokenizer.template=adaptthink`, so the prompt ends with `<think>\\n` and the model is in
-Thinking mode simply by being sampled; nothing is forced) and continued K times by the local
-rollout engine at the rollout settings (`rollout.temperature`, `top_p`, `top_k`,
-`max_new_tokens`), stopping on EOS. One `generate` call per prompt, seeded by
-`prompt_seed(trainer.seed, prompt_id)`, so a prompt's samples depend on nothing else: a
-resumed run writes exactly the lines an uninterrupted one would.
+Thinking mode simply by being sampled; nothing is forced) and continued K times by the
+`rollout.engine` at the rollout settings (`rollout.temperature`, `top_p`, `top_k`,
+`max_new_tokens`), stopping on EOS: the local engine on the reference model loaded here, or
+SGLang-protocol servers attached (`rollout.sglang.urls`, told to load `model.path`) or launched
+on `model.path` (`eval_engine`; no model is built here then unless the tokenizer grew the
+vocabulary, and then on the CPU, to write the resized weights for the engines). One `generate`
+call per prompt, seeded by `prompt_seed(trainer.seed, prompt_id)`, so a prompt's samples depend
+on nothing else: a resumed run writes exactly the lines an uninterrupted one would, and the
+engines' samples equal the local engine's through `megathink serve`.
 
 Grading (the adapter `grade_thinking`): every response is judged in the "think" mode on its
 whole text (the final stop token removed, special tokens kept): correct and well formed means
@@ -46,13 +50,14 @@ from tqdm import tqdm
 
 from megathink.config.run import RunConfig
 from megathink.config.tokenizer import TokenizerConfig
-from megathink.data.chat_template import encode_prompt
+from megathink.data.chat_template import encode_record_prompt
 from megathink.data.tokenizer import load_tokenizer
 from megathink.data.rl_prompts import rl_prompt_split
 from megathink.data.types import HybridSFTRecord, PromptRecord, TokenizerBundle, prompt_id
 from megathink.errors import ConfigError, MissingPathError
 from megathink.evaluation.batch_graders import GradeFn, task_grader
-from megathink.evaluation.policy_eval import response_text
+from megathink.evaluation.eval_engine import model_device, needs_local_model, open_eval_engine
+from megathink.evaluation.responses import response_text
 from megathink.evaluation.reference_accuracy import (
     FIELD,
     ReferenceAccuracy,
@@ -62,7 +67,6 @@ from megathink.evaluation.reference_accuracy import (
 )
 from megathink.models.hf_backend import build_hf_backend
 from megathink.rewards.modes import THINK
-from megathink.rollout.engine_factory import build_rollout_engine, close_engine
 from megathink.rollout.protocol import RolloutEngine
 from megathink.rollout.types import RolloutRequest, Sample, SamplingParams
 
@@ -154,7 +158,7 @@ def presample_prompt(
 ) -> ReferenceAccuracy:
     """Sample `params.n` responses to one prompt (seeded by `prompt_seed(seed, ...)`) and count the correct ones."""
     pid = prompt_id(record.problem)
-    request = RolloutRequest(encode_prompt(bundle, record.problem, tok_cfg), group_id=0)
+    request = RolloutRequest(encode_record_prompt(bundle, record, tok_cfg), group_id=0)  # with its budget, if any
     samples = engine.generate([request], replace(params, seed=prompt_seed(seed, pid)))
     verdicts = grade_thinking(samples, [str(record.answer)] * len(samples), bundle, grade)
     return ReferenceAccuracy(prompt_id=pid, k=len(samples), correct=sum(verdicts), level=record.level)
@@ -188,11 +192,9 @@ def _sample_prompts(
     bundle = load_tokenizer(cfg.tokenizer)
     if cfg.trainer.num_threads > 0:
         torch.set_num_threads(cfg.trainer.num_threads)
-    backend = build_hf_backend(cfg.model, bundle, device=cfg.trainer.device, seed=cfg.trainer.seed)
-    engine = build_rollout_engine(
-        cfg.rollout, backend, pad_id=bundle.pad_id, batch_size=cfg.rollout.batch_size, out_dir=Path(cfg.output_dir),
-        model_dir=cfg.model.path, bundle=bundle,
-    )
+    backend = None
+    if needs_local_model(cfg, cfg.model.path, bundle):  # the local engine, or resized weights for the engines
+        backend = build_hf_backend(cfg.model, bundle, device=model_device(cfg), seed=cfg.trainer.seed)
     k = cfg.algorithm.presample_k
     params = SamplingParams(
         temperature=cfg.rollout.temperature,
@@ -209,7 +211,10 @@ def _sample_prompts(
         disable=not cfg.logger.progress_bar, dynamic_ncols=True,
     )
     with contextlib.ExitStack() as stack:
-        stack.callback(close_engine, engine)
+        engine = open_eval_engine(
+            cfg, sampler=backend, bundle=bundle, model_dir=cfg.model.path, out_dir=Path(cfg.output_dir),
+            batch_size=cfg.rollout.batch_size, stack=stack,
+        )
         stack.callback(progress.close)
         grade = task_grader(cfg, cfg.tokenizer, toy=toy, stack=stack)
         for start in range(0, len(todo), per_batch):

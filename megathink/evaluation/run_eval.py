@@ -1,9 +1,21 @@
 """`run_eval(cfg)`: the library side of `megathink eval` (the launch command only calls it).
 
-Loads the policy at `eval.model_dir` (`policy_loader`), the evaluation sets, and samples every
-prompt once per seed in `eval.seeds` with the local rollout engine (`eval.temperature`,
-`eval.top_p`, `eval.max_new_tokens`, stopping on EOS); the policy chooses its own mode. Then
-it prints the table (when `logger.console`) and writes `<output_dir>/eval.json`.
+Loads the policy at `eval.model_dir` (`policy_loader`) and the evaluation sets, and runs the
+standard adaptive-thinking evaluation: every prompt sampled k = len(eval.seeds) times with the
+policy choosing its own mode (`eval.temperature`, `eval.top_p`, `eval.max_new_tokens`, stopping
+on EOS) and, with `eval.hacc` (default), k times with each mode forced, giving per dataset and
+level: accuracy (avg@k), pass@k, response tokens (the prompt excluded), the natural mode rates,
+each forced mode's avg@k / pass@k / tokens / mode rate, the oracle think rate and HAcc
+(`hybrid_metrics`). Under `tokenizer.template=adaptthink` the forced think mode opens with
+`algorithm.thinking_opener` when the command's algorithm section has one (`algorithm=adaptthink`),
+else nothing is forced for it. Then it prints the table (when `logger.console`) and writes
+`<output_dir>/eval.json`.
+
+Generation goes where `rollout.engine` says (`eval_engine`): the local engine on the model loaded
+here (`trainer.device`, batches of `eval.batch_size`), or SGLang-protocol servers that
+`rollout.sglang` attaches to (`urls`, told to load the evaluated folder) or launches on it; then
+no model is built here when the folder can be served as is (else it is built on the CPU to write
+a HF folder for the engines).
 
 Evaluation sets: the prompt files of `eval.datasets` (each named by its file stem) graded by a
 `GraderPool` sized by the `reward` section (closed at the end); with no files, the toy task's
@@ -25,14 +37,15 @@ import torch
 from megathink.config.evaluation import dataset_name
 from megathink.config.run import RunConfig
 from megathink.data.loaders import load_prompts
+from megathink.data.effort import datasets_by_effort
 from megathink.data.toy_task import build_toy_datasets
 from megathink.errors import ConfigError, MissingPathError
+from megathink.data.types import TokenizerBundle
 from megathink.evaluation.batch_graders import task_grader
-from megathink.evaluation.policy_eval import EvalRecord, evaluate_policy
+from megathink.evaluation.eval_engine import model_device, on_engines, open_eval_engine
+from megathink.evaluation.policy_eval import EvalRecord, eval_params, evaluate_policy
 from megathink.evaluation.policy_loader import load_policy
 from megathink.evaluation.policy_report import PolicyEvalReport
-from megathink.rollout.local_engine import LocalEngine
-from megathink.rollout.types import SamplingParams
 
 log = logging.getLogger(__name__)
 
@@ -46,30 +59,47 @@ def run_eval(cfg: RunConfig) -> PolicyEvalReport:
     if cfg.trainer.num_threads > 0:
         torch.set_num_threads(cfg.trainer.num_threads)
     policy = load_policy(
-        cfg.eval.model_dir, tokenizer=cfg.tokenizer, model=cfg.model, device=cfg.trainer.device, seed=cfg.trainer.seed
+        cfg.eval.model_dir, tokenizer=cfg.tokenizer, model=cfg.model, device=model_device(cfg), seed=cfg.trainer.seed,
+        weights_only_if_needed=on_engines(cfg),
     )
-    params = SamplingParams(
-        temperature=cfg.eval.temperature,
-        top_p=cfg.eval.top_p,
-        max_new_tokens=cfg.eval.max_new_tokens,
-        stop_token_ids=(policy.bundle.eos_id,),
-    )
-    engine = LocalEngine(policy.backend, pad_id=policy.bundle.pad_id, batch_size=cfg.eval.batch_size)
+    params = eval_params(cfg.eval, policy.bundle.eos_id)
     with contextlib.ExitStack() as stack:
+        engine = open_eval_engine(
+            cfg, sampler=policy.backend, bundle=policy.bundle,
+            model_dir=str(policy.path) if policy.kind == "hf" else None, out_dir=Path(cfg.output_dir),
+            batch_size=cfg.eval.batch_size if not on_engines(cfg) else cfg.rollout.batch_size, stack=stack,
+        )
         grade = task_grader(cfg, policy.tok_cfg, toy=toy, stack=stack)
         report = evaluate_policy(
-            engine, policy.bundle, policy.tok_cfg, datasets, params, grade, seeds=cfg.eval.seeds
+            engine, policy.bundle, policy.tok_cfg, datasets, params, grade, seeds=cfg.eval.seeds,
+            forced=cfg.eval.hacc, thinking_opener=thinking_opener(cfg, policy.bundle, policy.tok_cfg.template),
         )
     report.source = str(policy.path)
     path = report.save(Path(cfg.output_dir) / REPORT_FILE)
     if cfg.logger.console:
-        print(f"policy evaluation of {policy.path} (seeds {report.seeds}):\n{report.format_table()}", flush=True)
+        print(f"policy evaluation of {policy.path} (seeds {report.seeds}, k = {report.k}):\n{report.format_table()}", flush=True)
     log.info("wrote %s", path)
     return report
 
 
+def thinking_opener(cfg: RunConfig, bundle: TokenizerBundle, template: str) -> list[int]:
+    """Token ids forced to open the think mode: `algorithm.thinking_opener` under the adaptthink
+    template when the algorithm section has one (AdaptThink); none otherwise (thinkless forces
+    `<think>` itself)."""
+    opener = getattr(cfg.algorithm, "thinking_opener", None)
+    if template != "adaptthink" or not opener:
+        return []
+    return list(bundle.tokenizer.encode(opener, add_special_tokens=False))
+
+
 def _datasets(cfg: RunConfig) -> tuple[dict[str, Sequence[EvalRecord]], bool]:
-    """(records by dataset name, whether they are the toy task's)."""
+    """(records by dataset name, whether they are the toy task's); with eval.per_effort every
+    dataset once per effort level (`<name>@<level>`)."""
+    datasets, toy = _base_datasets(cfg)
+    return (datasets_by_effort(datasets, cfg.data) if cfg.eval.per_effort else datasets), toy
+
+
+def _base_datasets(cfg: RunConfig) -> tuple[dict[str, Sequence[EvalRecord]], bool]:
     if cfg.eval.datasets:
         return {dataset_name(p): _load_file(p, cfg, "eval.datasets[*]") for p in cfg.eval.datasets}, False
     if cfg.data.source == "toy":

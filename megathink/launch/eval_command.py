@@ -1,4 +1,4 @@
-"""`megathink eval`: evaluate a trained policy that chooses its own mode (see `evaluation.run_eval`).
+"""`megathink eval`: the adaptive-thinking evaluation of a trained policy (see `evaluation.run_eval`).
 
 Thin on purpose: the command builds nothing itself, so the same evaluation runs from Python
 without Hydra (`megathink.evaluation.run_eval.run_eval(RunConfig(...))`). The library is
@@ -14,7 +14,7 @@ from megathink.config import RunConfig
 if TYPE_CHECKING:
     from megathink.evaluation.policy_report import PolicyEvalReport
 
-SUMMARY = "evaluate a policy choosing its own mode: accuracy, tokens, think ratio per level (eval.model_dir=...)"
+SUMMARY = "evaluate a policy, natural and each mode forced: avg@k, pass@k, tokens, think ratio, HAcc per level (eval.model_dir=...)"
 
 
 def run_eval_command(cfg: RunConfig) -> PolicyEvalReport:

@@ -1,4 +1,5 @@
-"""Figures of a run folder: think ratio over RL steps per level, per-level before vs after RL, losses.
+"""Figures of a run folder: think ratio over RL steps per level, per-level before vs after RL, losses,
+HAcc and the chosen vs needed think rate per level (`hybrid.py`).
 
 `plot_run(run_dir)` draws every figure whose inputs exist into `<run_dir>/plots/` and returns
 the files written and the notes on what was skipped; `megathink plot RUN_DIR` is its command

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from megathink.plotting.before_after import plot_before_after
+from megathink.plotting.hybrid import find_hybrid_tables, plot_hybrid
 from megathink.plotting.losses import plot_losses
 from megathink.plotting.run_files import EVAL_FILES, find_eval_tables, find_stage_metrics
 from megathink.plotting.think_ratio import plot_think_ratio, think_ratio_prefixes
@@ -23,7 +24,7 @@ class PlotReport:
 
 
 def plot_run(run_dir: Path, out_dir: Optional[Path] = None) -> PlotReport:
-    """Draw the think-ratio, before/after-RL and loss figures of `run_dir` into `out_dir`.
+    """Draw the think-ratio, before/after-RL, loss and HAcc figures of `run_dir` into `out_dir`.
 
     out_dir defaults to `<run_dir>/plots/`. Missing or malformed inputs become notes, never
     errors; an empty `written` list means nothing under run_dir could be plotted.
@@ -55,5 +56,9 @@ def plot_run(run_dir: Path, out_dir: Optional[Path] = None) -> PlotReport:
         if path is None:
             report.notes.append(f"{tables.name}: eval tables have no think_ratio, accuracy or mean_tokens")
         else:
+            report.written.append(path)
+    for tables in find_hybrid_tables(run_dir, []):  # reports with HAcc (their read errors are noted above)
+        path = plot_hybrid(tables, out_dir)
+        if path is not None:
             report.written.append(path)
     return report

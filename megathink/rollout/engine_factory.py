@@ -11,6 +11,11 @@ the vocabulary (`bundle.vocab_grew`: the embeddings were resized, so the folder'
 from the policy's), the sampler's weights are written first as weight version 0 and served from
 there. `bundle` also gives the tokenizer saved with every synced weight folder. Servers the
 engine launched are stopped by `close_engine(engine)` (and at exit).
+
+Evaluations and AdaptThink's pre-sampling on SGLang engines (`evaluation.eval_engine`) pass
+`load_attached=True`, so attached engines load the folder they evaluate, and may pass no sampler
+at all when `model_dir` already holds the weights: nothing is built in this process then (the
+model config is read from the folder).
 """
 
 from __future__ import annotations
@@ -28,20 +33,40 @@ if TYPE_CHECKING:
 
 
 def build_rollout_engine(
-    rollout: RolloutConfig, sampler: PolicyBackend, *, pad_id: int, batch_size: int, out_dir: Path,
-    model_dir: Optional[str] = None, bundle: Optional[TokenizerBundle] = None,
+    rollout: RolloutConfig, sampler: Optional[PolicyBackend], *, pad_id: int, batch_size: int, out_dir: Path,
+    model_dir: Optional[str] = None, bundle: Optional[TokenizerBundle] = None, load_attached: bool = False,
 ) -> RolloutEngine:
-    """The engine for `rollout.engine`; `out_dir` is the stage folder (engines keep their files there)."""
+    """The engine for `rollout.engine`; `out_dir` is the stage folder (engines keep their files there).
+
+    sampler: the HF backend to sample from (local) or to write the start weights from (sglang);
+    None only with SGLang engines and a `model_dir` that `serves_folder_as_is`."""
     if rollout.engine == "local":
+        if sampler is None:
+            raise ValueError("build_rollout_engine: the local engine needs a sampler (the HF backend to sample from)")
         return LocalEngine(sampler, pad_id=pad_id, batch_size=batch_size)
     from megathink.rollout.sglang_engine import SGLangEngine
 
-    usable = model_dir is not None and Path(model_dir, "config.json").is_file() and not (bundle is not None and bundle.vocab_grew)
+    usable = serves_folder_as_is(model_dir, bundle)
+    if sampler is None and not usable:
+        raise ValueError(f"build_rollout_engine: no sampler and model_dir {model_dir!r} cannot be served as is")
+    hf_config = sampler.model.config if sampler is not None else _folder_config(model_dir)  # type: ignore[attr-defined]
     return SGLangEngine(
-        rollout.sglang, work_dir=Path(out_dir), hf_config=sampler.model.config,  # type: ignore[attr-defined]
+        rollout.sglang, work_dir=Path(out_dir), hf_config=hf_config,
         tokenizer=bundle.tokenizer if bundle is not None else None, serve_dir=model_dir if usable else None,
-        initial_weights=None if usable else sampler, batch_size=batch_size,
+        initial_weights=None if usable else sampler, batch_size=batch_size, load_attached=load_attached,
     )
+
+
+def serves_folder_as_is(model_dir: Optional[str], bundle: Optional[TokenizerBundle]) -> bool:
+    """Whether SGLang engines can start on `model_dir` itself: a HF folder (config.json) whose weights
+    are the policy's (the tokenizer did not grow the vocabulary, which resizes the embeddings)."""
+    return model_dir is not None and Path(model_dir, "config.json").is_file() and not (bundle is not None and bundle.vocab_grew)
+
+
+def _folder_config(model_dir: Optional[str]) -> object:
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(str(model_dir))
 
 
 def close_engine(engine: RolloutEngine) -> None:

@@ -66,8 +66,11 @@ class SGLangEngine:
 
     def __init__(
         self, cfg: SGLangConfig, *, work_dir: Path, hf_config: Any, tokenizer: Any = None, serve_dir: Optional[str] = None,
-        initial_weights: Optional[WeightSource] = None, batch_size: int = 256,
+        initial_weights: Optional[WeightSource] = None, batch_size: int = 256, load_attached: bool = False,
     ) -> None:
+        """load_attached: have attached engines (`cfg.urls`) load `serve_dir` at start, so they serve
+        exactly that folder (evaluations and pre-sampling name the model they evaluate); by default
+        attached engines are taken to serve it already (a run's engines start on model.path)."""
         if serve_dir is None and initial_weights is None:
             fail("SGLangEngine serve_dir", None, "give the HF folder the engines start on, or initial_weights to write one")
         self.cfg = cfg
@@ -77,6 +80,7 @@ class SGLangEngine:
         self._api_key = os.environ.get(cfg.api_key_env) or None
         self._writer = WeightFolderWriter(Path(cfg.sync_dir) if cfg.sync_dir else self.work_dir / WEIGHTS_DIR, hf_config, tokenizer)
         self._batch_size = batch_size
+        self._load_attached = load_attached
         self._lock = threading.Lock()
         self._reset_metrics()
         self.pool: Optional[EnginePool] = None
@@ -89,7 +93,7 @@ class SGLangEngine:
         slots = self._attach() if cfg.urls else self._launch()
         self.pool = EnginePool(slots, self._revive_slot)
         try:
-            if cfg.urls and state is not None:
+            if cfg.urls and (state is not None or load_attached):
                 self._load_everywhere(self._serving, 0)
             if cfg.weight_sync == "nccl":
                 self._nccl = NcclWeightSync(
@@ -288,7 +292,7 @@ class SGLangEngine:
             slot.endpoint.get("/health", timeout=10.0)
         except EngineCallError as err:
             raise RolloutServerError(f"{slot.describe()} is still down: {err}") from err
-        if self._nccl is None and (self._version > 0 or Path(self._serving).parent == self._writer.root):
+        if self._nccl is None and (self._version > 0 or self._load_attached or Path(self._serving).parent == self._writer.root):
             self._load(slot, self._serving, self._version)
 
     def _load_everywhere(self, folder: str, version: int) -> None:

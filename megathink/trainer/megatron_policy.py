@@ -205,7 +205,7 @@ def build_megatron_policy(cfg: RunConfig, model_cfg: ModelConfig, bundle: Tokeni
         hf = build_hf_backend(model_cfg, bundle, device="cpu", seed=cfg.trainer.seed, kernels=cfg.kernels)
         _write_start_weights(hf, start_dir)
     p = cfg.parallel
-    info = init_parallel(p.tp, p.pp, vpp=p.vpp, cp=p.cp, seed=cfg.trainer.seed)
+    info = init_parallel(p.tp, p.pp, vpp=p.vpp, cp=p.cp, seed=cfg.trainer.seed, timeout_minutes=cfg.trainer.dist_timeout_minutes)
     barrier()  # the start weights are written
     spec, hf_config, tensors = read_hf_dir(start_dir)
     if p.dp and info.dp != p.dp:

@@ -2,9 +2,12 @@
 
 `build_summary` gives the dict written to `summary.json` (and copied to the run folder by the
 pipeline); `format_summary` prints it. Keys per level: think_ratio, nothinking_ratio (the
-share of responses in short mode: `<short>` under Thinkless, an opening `</think>` under
-AdaptThink), accuracy, mean_tokens; then the same overall, the policy before RL (`start`,
-when it was evaluated) and the final model forced to always think / always answer short.
+share of responses in short mode, read from the first response token: `<short>` under
+Thinkless, an opening `</think>` under AdaptThink), accuracy, mean_tokens (response tokens, the
+prompt excluded), and the adaptive-thinking metrics over k samples per prompt (`HYBRID_KEYS`:
+avg_at_k, pass_at_k, the forced modes' accuracy and mode rate, oracle_think_rate, hacc; None
+where the evaluation had no forced pass); then the same overall with `k`, the policy before RL
+(`start`, when it was evaluated) and the final model forced to always think / always answer short.
 """
 
 from __future__ import annotations
@@ -21,6 +24,13 @@ def saved_report(path: Path) -> Optional[PolicyEvalReport]:
     return PolicyEvalReport.load(path) if path.is_file() else None
 
 
+HYBRID_KEYS = (
+    "avg_at_k", "pass_at_k", "forced_short_accuracy", "forced_think_accuracy", "forced_short_mode_rate",
+    "forced_think_mode_rate", "oracle_think_rate", "hacc",
+)
+"""The adaptive-thinking metrics of a policy report row copied into the summary (policy_report.PolicyMetrics)."""
+
+
 def _policy(report: PolicyEvalReport) -> dict[str, Any]:
     rows = [row for row in report.rows if row.dataset == "eval"]
     overall = next(row.metrics for row in rows if row.level == ALL)
@@ -32,6 +42,7 @@ def _policy(report: PolicyEvalReport) -> dict[str, Any]:
                 "nothinking_ratio": row.metrics.short_ratio,
                 "accuracy": row.metrics.accuracy,
                 "mean_tokens": row.metrics.mean_tokens,
+                **{key: getattr(row.metrics, key) for key in HYBRID_KEYS},
             }
             for row in rows
             if row.level != ALL
@@ -40,6 +51,8 @@ def _policy(report: PolicyEvalReport) -> dict[str, Any]:
         "mean_tokens": overall.mean_tokens,
         "think_ratio": overall.think_ratio,
         "nothinking_ratio": overall.short_ratio,
+        "k": overall.k,
+        **{key: getattr(overall, key) for key in HYBRID_KEYS},
     }
 
 
@@ -79,6 +92,12 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(
             f"before RL: accuracy {100 * start['accuracy']:.1f}%, mean tokens {start['mean_tokens']:.1f}, "
             f"think ratio {100 * start['think_ratio']:.1f}%"
+        )
+    if summary.get("hacc") is not None:
+        lines.append(
+            f"over k = {summary['k']} samples per prompt: avg@k {100 * summary['avg_at_k']:.1f}%, "
+            f"pass@k {100 * summary['pass_at_k']:.1f}%; HAcc {100 * summary['hacc']:.1f}% (think chosen "
+            f"{100 * summary['think_ratio']:.1f}% vs needed {100 * summary['oracle_think_rate']:.1f}%)"
         )
     if summary["always_think_accuracy"] is not None:
         lines.append(

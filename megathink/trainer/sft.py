@@ -10,7 +10,13 @@ point on the toy task; `data/sft_examples.py` says which tokens are trained). It
     <out>/metrics.jsonl            one json line per log (appended across resumes)
     <out>/checkpoints/step_NNNNNNNN/   atomic step checkpoints (see checkpoint.py)
     <out>/eval/step_NNNNNNNN.json, <out>/eval/final.json   forced-mode evaluation rows
+    <out>/eval/final_policy.json   the final evaluation with the policy's own choice and HAcc (eval.hacc)
     <out>/hf/                      final weights + tokenizer (checkpoint.save_hf)
+
+The evaluations generate through the `rollout.engine` the run names (stage_eval.py): in this
+process, or on SGLang-protocol servers. `hf/` is written before the final evaluation; a final
+evaluation that fails is logged and recorded in `eval/final_error.json`, and the stage still
+ends normally (the model is on disk; a later stage starts from it).
 
 With `parallel.backend=megatron` every rank of the torchrun job runs this loop in lock step on
 its model shard (trainer/megatron_policy.py); rank 0 alone writes metrics, evaluations and the
@@ -38,20 +44,18 @@ from megathink.data.loaders import load_hybrid_sft, load_prompts
 from megathink.data.sft_source import build_sft_batches
 from megathink.data.tokenizer import load_tokenizer
 from megathink.data.toy_task import ArithmeticTask, build_toy_datasets
-from megathink.evaluation.forced_mode import (
-    ModeEvalRow,
-    evaluate_forced_modes,
-    format_mode_table,
-    save_eval_rows,
-    summary_metrics,
-)
+from megathink.evaluation.batch_graders import grade_with_verifier
+from megathink.evaluation.forced_mode import ModeEvalRow
 from megathink.evaluation.graders import Verifier, grade_boxed
 from megathink.run_layout import HF_DIR
 from megathink.trainer.checkpoint import checkpoint_root, resolve_resume, step_dir_name
 from megathink.trainer.lr_schedule import build_scheduler
 from megathink.trainer.metrics import MetricsLogger
+from megathink.trainer import preemption
 from megathink.trainer.policy import build_policy
+from megathink.trainer.ranks import wait_for_main
 from megathink.trainer.sft_step import SFTStepStats, sft_step
+from megathink.trainer.stage_eval import StageEvalEngine, record_failed_evaluation, sft_evaluation
 from megathink.trainer.stage_setup import prepare_stage
 
 log = logging.getLogger(__name__)
@@ -70,6 +74,8 @@ class SFTResult:
     checkpoint_dir: Optional[Path]
     hf_dir: Optional[Path]
     resumed_from: Optional[Path]
+    eval_error: Optional[str] = None
+    """The final evaluation's error when it failed (the stage still ended normally)."""
 
     @property
     def first_loss(self) -> Optional[float]:
@@ -107,17 +113,28 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
 
     metrics = MetricsLogger(out_dir, cfg.logger, out_dir.name, config_dict, enabled=policy.main)
 
-    def evaluate(name: str) -> list[ModeEvalRow]:
-        policy.refresh_sampler()  # megatron: the exported weights into rank 0's HF copy (collective)
-        with policy.sampling() as sampler:
-            if sampler is None:
-                return []
-            rows = evaluate_forced_modes(sampler, bundle, cfg.tokenizer, eval_records, cfg.eval, verify, seed=cfg.trainer.seed)
-        if rows:
-            save_eval_rows(rows, out_dir / "eval" / f"{name}.json")
-            if cfg.logger.console:
-                tqdm.write(f"forced-mode evaluation ({name}, step {step}):\n{format_mode_table(rows)}", file=sys.stdout)
-            metrics.log(step, summary_metrics(rows))
+    eval_engine = StageEvalEngine(cfg, policy, bundle, out_dir)  # rank 0 generates (or its SGLang engines)
+    grade = grade_with_verifier(verify, cfg.tokenizer)
+    eval_errors: list[str] = []
+
+    def evaluate(name: str, *, serve_dir: Optional[Path] = None) -> list[ModeEvalRow]:
+        """Forced-mode rows of the current weights; the final one (`serve_dir`: hf/ on rank 0, when
+        written) also samples the policy's own choice for HAcc (eval.hacc) and never raises."""
+        final = name == "final"
+        if not (final and cfg.checkpoint.save_hf):  # save_hf refreshed it already (every rank decides alike)
+            policy.refresh_sampler()  # megatron: the exported weights into rank 0's HF copy (collective)
+        rows: list[ModeEvalRow] = []
+        try:
+            if policy.main and eval_records:
+                rows = sft_evaluation(
+                    cfg, eval_engine, bundle, eval_records, grade, name, out_dir, metrics, step, serve_dir, final
+                )
+        except Exception as err:
+            if not final:
+                raise
+            record_failed_evaluation(out_dir, name, err, serve_dir)
+            eval_errors.append(f"{type(err).__name__}: {err}")
+        wait_for_main(f"the SFT stage's {name} evaluation", cfg.trainer.dist_timeout_minutes)
         return rows
 
     def checkpoint() -> Path:
@@ -154,6 +171,10 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
                 metrics.log(step, window.metrics(step, tokens_seen, stats))
             if cfg.checkpoint.save_every and step % cfg.checkpoint.save_every == 0:
                 last_ckpt = checkpoint()
+            if preemption.stop_requested():  # SIGTERM / SIGUSR1 on any rank: checkpoint this step, exit 75
+                if last_ckpt is None or last_ckpt.name != step_dir_name(step):
+                    checkpoint()
+                raise preemption.StagePreempted("sft", step, ckpt_root)
             if cfg.sft.eval_every and step % cfg.sft.eval_every == 0 and step < cfg.sft.max_steps:
                 evaluate(step_dir_name(step))
             if deadline is not None and time.monotonic() >= deadline and step < cfg.sft.max_steps:
@@ -165,15 +186,17 @@ def run_sft(cfg: RunConfig, out_dir: Path) -> SFTResult:
             metrics.log(step, window.metrics(step, tokens_seen, stats))
         if last_ckpt is None or last_ckpt.name != step_dir_name(step):
             last_ckpt = checkpoint()
-        eval_rows = evaluate("final")
         hf_dir = policy.save_hf(out_dir / HF_DIR, bundle.tokenizer) if cfg.checkpoint.save_hf else None
+        eval_rows = evaluate("final", serve_dir=hf_dir)  # after hf/: a failed evaluation never loses the model
     finally:
         progress.close()
         batches.close()
+        eval_engine.close()
         metrics.close()
     return SFTResult(
         final_step=step, losses=losses, eval_rows=eval_rows, stopped_early=stopped_early, out_dir=out_dir,
         metrics_path=metrics.path, checkpoint_dir=last_ckpt, hf_dir=hf_dir, resumed_from=resume_from,
+        eval_error=eval_errors[-1] if eval_errors else None,
     )
 
 

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from megathink.config import (
-    AlgorithmConfig,
     ConfigError,
     DataConfig,
     LoggerConfig,
@@ -33,6 +32,7 @@ from megathink.evaluation.presample import (
     training_prompts,
 )
 from megathink.evaluation.reference_accuracy import load_reference_accuracy, read_rows
+from megathink.methods.adaptthink import AdaptThinkConfig
 from megathink.models.hf_backend import build_hf_backend
 from megathink.rewards.grader_pool import GraderPool
 from megathink.rollout.local_engine import LocalEngine
@@ -66,7 +66,7 @@ def _cfg(out: Path, model_path: object, **algorithm: object) -> RunConfig:
         tokenizer=TokenizerConfig(template="adaptthink") if model_path is None else TOK,
         data=DataConfig(levels=[1, 2], toy_train_size=6, toy_eval_per_level=0),
         rollout=RolloutConfig(temperature=1.0, max_new_tokens=10, batch_size=8),
-        algorithm=AlgorithmConfig(**fields),  # type: ignore[arg-type]
+        algorithm=AdaptThinkConfig(**fields),  # type: ignore[arg-type]
         trainer=TrainerConfig(device="cpu", num_threads=1, seed=3),
         reward=RewardConfig(grade_workers=1),
         logger=LoggerConfig(console=False, progress_bar=False, tensorboard=False),

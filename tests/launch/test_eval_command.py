@@ -62,6 +62,31 @@ def test_eval_end_to_end_on_a_step_checkpoint(stage: Path, tmp_path: Path) -> No
     report = json.loads((run_dir / "eval.json").read_text())
     assert report["seeds"] == [0, 1] and report["sampling"]["temperature"] == 0.6  # eval.yaml's default
     assert [(r["dataset"], r["level"]) for r in report["rows"]] == [("toy", "1"), ("toy", "2"), ("toy", "all")]
+    # the adaptive-thinking evaluation: k = 2 samples per prompt, natural and each mode forced, HAcc
+    assert report["k"] == 2 and "HAcc" in table[0] and "pass@2" in table[0]
+    for row in report["rows"]:
+        assert row["k"] == 2 and row["prompts"] == row["n"] // 2
+        for key in ("avg_at_k", "pass_at_k", "forced_short_accuracy", "forced_think_accuracy", "forced_short_pass_at_k",
+                    "forced_think_pass_at_k", "forced_short_mode_rate", "forced_think_mode_rate", "oracle_think_rate",
+                    "hacc", "think_ratio", "short_ratio", "mean_tokens"):
+            assert 0.0 <= row[key] <= (1.0 if key != "mean_tokens" else 9.0), key  # response tokens: <= 8 + 1
+        assert row["forced_short_mode_rate"] == row["forced_think_mode_rate"] == 1.0  # a forced control token
+        assert row["avg_at_k"] == pytest.approx(row["accuracy"]) and row["pass_at_k"] >= row["avg_at_k"]
+    assert [(r["level"], r["n"], r["k"]) for r in report["forced"]["toy"]] == [("1", 4, 2), ("2", 4, 2), ("all", 8, 2)]
+
+
+def test_eval_on_launched_megathink_serve_engines_equals_in_process(stage: Path, tmp_path: Path) -> None:
+    """`rollout=sglang_local`: the same evaluation through a `megathink serve` engine process."""
+    common = ("eval", "experiment=toy_smoke", f"eval.model_dir={stage / 'hf'}", "eval.seeds=[0,1]", "eval.max_new_tokens=8")
+    local = megathink(*common, f"hydra.run.dir={tmp_path / 'local'}", cwd=tmp_path)
+    assert local.returncode == 0, local.stderr[-3000:]
+    served = megathink(*common, "rollout=sglang_local", "rollout.sglang.num_engines=1",
+                       f"hydra.run.dir={tmp_path / 'served'}", cwd=tmp_path)
+    assert served.returncode == 0, served.stderr[-3000:]
+    want, got = (json.loads((tmp_path / d / "eval.json").read_text()) for d in ("local", "served"))
+    assert got["rows"] == want["rows"] and got["forced"] == want["forced"] and got["k"] == 2
+    assert (tmp_path / "served" / "rollout_servers" / "engine0.log").is_file()
+    assert not (tmp_path / "served" / "rollout_weights").exists()  # the engine served the HF folder itself
 
 
 @pytest.mark.parametrize(

@@ -61,3 +61,26 @@ def test_importing_megathink_plotting_does_not_import_matplotlib() -> None:
     code = "import sys, megathink.plotting, megathink.trainer.metrics; print('matplotlib' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_reports_with_hacc_draw_the_hybrid_figure(tmp_path: Path) -> None:
+    """RL before/after and a `megathink eval` report carrying HAcc get one hybrid figure per folder."""
+    import json
+
+    def report(path: Path, hacc: list[float], think: list[float], oracle: list[float]) -> None:
+        rows = [
+            {"dataset": "toy", "level": str(lvl), "think_ratio": t, "accuracy": 0.5, "mean_tokens": 9.0, "hacc": h,
+             "oracle_think_rate": o, "pass_at_k": 0.8, "k": 3}
+            for lvl, h, t, o in zip((1, 2, 3), hacc, think, oracle)
+        ]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"seeds": [0, 1, 2], "k": 3, "rows": rows}), encoding="utf-8")
+
+    run = tmp_path / "run"
+    report(run / "rl" / "eval" / "before.json", [0.4, 0.5, 0.9], [0.9, 0.9, 1.0], [0.1, 0.6, 1.0])
+    report(run / "rl" / "eval" / "after.json", [0.9, 0.8, 1.0], [0.1, 0.5, 1.0], [0.1, 0.6, 1.0])
+    report(run / "standalone" / "eval.json", [0.7, 0.7, 0.7], [0.5, 0.5, 0.5], [0.2, 0.5, 0.9])
+    written = plot_run(run).written
+    assert [p.name for p in written] == ["before_after_rl.png", "hybrid_rl.png", "hybrid_standalone.png"]
+    for path in written:
+        assert_png(path)

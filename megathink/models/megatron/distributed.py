@@ -1,11 +1,13 @@
 """Process group and megatron parallel state for this process, from the `parallel` config.
 
-`init_parallel(tp, pp, vpp=, seed=)` joins the job's process group (torchrun's RANK /
+`init_parallel(tp, pp, vpp=, seed=, timeout_minutes=)` joins the job's process group (torchrun's RANK /
 WORLD_SIZE / MASTER_ADDR / MASTER_PORT; a single process without them), NCCL with CUDA and gloo
 without (then the CPU compatibility layer goes on first), checks that the world size is a
 multiple of tp * pp * cp (the rest is data parallel), initialises megatron's parallel state (with
 `vpp` virtual stages per pipeline rank: the interleaved schedule; `cp` context-parallel ranks
-sharing each sequence) and seeds its RNG tracker.
+sharing each sequence) and seeds its RNG tracker. `timeout_minutes` (the stages pass
+`trainer.dist_timeout_minutes`) is the deadline of every collective of the process group and of
+megatron's groups.
 `ParallelInfo` says where this rank sits. `shutdown_parallel()` undoes it (tests
 and converters run several layouts in one process).
 """
@@ -94,6 +96,7 @@ def init_parallel(
     parallel_state.initialize_model_parallel(
         tensor_model_parallel_size=tp, pipeline_model_parallel_size=pp, context_parallel_size=cp,
         virtual_pipeline_model_parallel_size=vpp if vpp > 1 else None,
+        distributed_timeout_minutes=timeout_minutes,  # megatron's own groups get the same deadline
     )
     tensor_parallel.model_parallel_cuda_manual_seed(seed)
     return ParallelInfo(
