@@ -6,6 +6,11 @@ fields (GSM8K, MATH-500, Minerva, AIME and DeepScaleR all fit this shape after r
 columns with the *_key fields) and, for SFT, a hybrid file with one long and one short answer
 per question.
 
+Effort levels (L1, arXiv 2503.04697): a prompt may state a token budget ("Think for N tokens.",
+`tokenizer.budget_instruction`), read from the `data.budget_key` column of a prompt file or
+given by a named level of `data.effort_levels` through `data.effort_assignment`
+(megathink/data/effort.py); the L1 reward (`reward.l1_mode`) reads it back.
+
 A million-sample SFT set is better tokenized once into shards (`data.sft_shards`, built by
 `python -m megathink.data.shards.build`, see docs/DATA.md) and read memory-mapped, by the
 plain reader or by NVIDIA DALI (`data.sft_reader=dali`), which prepares batches ahead.
@@ -20,6 +25,7 @@ from megathink.config.validation import ConfigError, check_choice, check_int, ch
 
 DATA_SOURCES = ("toy", "files")
 SFT_READERS = ("plain", "dali")
+EFFORT_ASSIGNMENTS = ("none", "cycle", "random")
 TOY_MAX_LEVEL = 8
 
 
@@ -68,6 +74,21 @@ class DataConfig:
     level_key: str = "level"
     """Column holding the difficulty level (optional in the file)."""
 
+    budget_key: str = "budget"
+    """Column holding a prompt's token budget (a positive integer; the column, or a null in it,
+    means no budget). Prompt files only: hybrid SFT files are read without budgets."""
+
+    effort_levels: dict[str, int] = field(default_factory=dict)
+    """Named token budgets, e.g. {low: 10, medium: 30, high: 55} for the toy task or {low: 512,
+    medium: 2048, high: 8192} for math: the levels `effort_assignment` hands out and the per-level
+    evaluation renders every eval prompt with (megathink/data/effort.py). Empty: no levels."""
+
+    effort_assignment: str = "none"
+    """How prompts that state no budget of their own get one of `effort_levels`: 'none' (they
+    keep none), 'cycle' (the i-th prompt of a split gets the (i mod k)-th level, levels in
+    increasing budget order) or 'random' (a level drawn from data.seed, the split and i). Applied
+    to the RL and eval prompts and to the toy task's SFT questions."""
+
     levels: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
     """Toy task difficulty levels to generate (level n adds two n-digit numbers)."""
 
@@ -96,7 +117,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         check_choice("data.source", self.source, DATA_SOURCES)
-        for key in ("problem_key", "answer_key", "level_key"):
+        for key in ("problem_key", "answer_key", "level_key", "budget_key"):
             check_nonempty_str(f"data.{key}", getattr(self, key))
         if not self.levels:
             raise ConfigError("data.levels = [] is invalid: list at least one level, e.g. [1,2,3,4,5].")
@@ -110,6 +131,17 @@ class DataConfig:
         if not isinstance(self.long_prefix, str):
             fail("data.long_prefix", self.long_prefix, "must be a string (empty for none)")
         check_int("data.seed", self.seed, low=0)
+        if not isinstance(self.effort_levels, dict):
+            fail("data.effort_levels", self.effort_levels, "must map level names to budgets, e.g. {low: 10, high: 50}")
+        for name, budget in self.effort_levels.items():
+            check_nonempty_str("data.effort_levels (a level name)", name)
+            check_int(f"data.effort_levels.{name}", budget, low=1)
+        check_choice("data.effort_assignment", self.effort_assignment, EFFORT_ASSIGNMENTS)
+        if self.effort_assignment != "none" and not self.effort_levels:
+            raise ConfigError(
+                f"data.effort_assignment = {self.effort_assignment!r} is invalid with data.effort_levels = {{}}: "
+                "name the budgets to hand out (++data.effort_levels={low:10,high:50}) or use data.effort_assignment=none."
+            )
         check_int("data.max_seq_len", self.max_seq_len, low=8)
         if self.source == "files" and not (self.sft_path or self.sft_shards or self.train_path):
             raise ConfigError(

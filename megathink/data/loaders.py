@@ -1,10 +1,13 @@
 """Read prompt and hybrid-SFT files (.jsonl or .parquet) into records; write them back.
 
-Prompt rows hold a problem, a reference answer and an optional difficulty level under the
-column names `data.problem_key`/`data.answer_key`/`data.level_key`. Hybrid SFT rows add `long`
-(chain of thought, exactly one end-of-thinking token, final answer) and `short` (direct answer),
-the Thinkless stage-1 data. Numeric answers are turned into text (an integral float such as
-`42.0`, as parquet stores integer columns with nulls, becomes `42`). Every error names the file,
+Prompt rows hold a problem, a reference answer, an optional difficulty level and an optional
+token budget (L1's "Think for N tokens.", a positive integer) under the column names
+`data.problem_key`/`data.answer_key`/`data.level_key`/`data.budget_key`; a missing budget column
+or a null in it means no budget. Hybrid SFT rows add `long` (chain of thought, exactly one
+end-of-thinking token, final answer) and `short` (direct answer), the Thinkless stage-1 data;
+they are read without budgets (a budget column there is ignored: the toy task is the one SFT
+source whose questions get budgets). Numeric answers are turned into text (an integral float
+such as `42.0`, as parquet stores integer columns with nulls, becomes `42`). Every error names the file,
 the line (jsonl) or row (parquet, 1-based), the field and the fix. Files are read as the rows
 are consumed (`iter_hybrid_sft` streams a million-row distillation file). Writers are atomic: they
 write a temporary file next to the target and rename it over the target.
@@ -29,12 +32,13 @@ PARQUET_BATCH_ROWS = 1024
 
 
 def load_prompts(path: str, cfg: DataConfig) -> list[PromptRecord]:
-    """Prompt records (problem, answer, optional level) of a .jsonl or .parquet file."""
+    """Prompt records (problem, answer, optional level and budget) of a .jsonl or .parquet file."""
     source = os.path.basename(path)
     records = []
     for where, row in _read_rows(path):
         problem, answer, level = _common_fields(row, where, cfg)
-        records.append(PromptRecord(problem=problem, answer=answer, level=level, source=source))
+        budget = _budget(row, cfg.budget_key, where)
+        records.append(PromptRecord(problem=problem, answer=answer, level=level, source=source, budget=budget))
     return records
 
 
@@ -173,6 +177,21 @@ def _common_fields(row: Mapping[str, Any], where: str, cfg: DataConfig) -> tuple
                 "(set data.level_key to the right column)."
             )
     return problem, answer, level
+
+
+def _budget(row: Mapping[str, Any], key: str, where: str) -> Optional[int]:
+    """The row's token budget: a positive integer (an integral float counts), or None when absent."""
+    budget = row.get(key)
+    if budget is None:
+        return None
+    if isinstance(budget, float) and budget.is_integer():
+        budget = int(budget)
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise DataError(
+            f"{where}: field {key!r} = {budget!r} must be a positive integer token budget or absent "
+            "(set data.budget_key to the right column)."
+        )
+    return budget
 
 
 def _text(row: Mapping[str, Any], key: str, where: str, what: str, key_field: str = "") -> str:

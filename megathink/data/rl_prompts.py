@@ -5,6 +5,11 @@ the first N (the list is shuffled over the levels, so every level stays represen
 held-out questions. `source="files"`: `data.train_path` and, when set, `data.eval_path`.
 Both the RL stage and `megathink presample` call `rl_prompt_split`, so the prompts that get an
 Rbar_ref are exactly the prompts RL samples from.
+
+Token budgets (L1): a file's `data.budget_key` column, else an effort level from
+`data.effort_assignment` (data/effort.py; the toy task assigns them when it builds its
+questions, so SFT and RL agree). Records carry them as `.budget`, which the prompt rendering
+(`chat_template.encode_record_prompt`) and the L1 reward read.
 """
 
 from __future__ import annotations
@@ -13,13 +18,14 @@ import os
 from typing import Union
 
 from megathink.config.data import DataConfig
+from megathink.data.effort import assign_efforts
 from megathink.data.loaders import load_prompts
 from megathink.data.toy_task import build_toy_datasets
 from megathink.data.types import HybridSFTRecord, PromptRecord
 from megathink.errors import ConfigError, MissingPathError
 
 RLRecord = Union[PromptRecord, HybridSFTRecord]
-"""A prompt with its reference answer: anything with `.problem`, `.answer` and `.level`."""
+"""A prompt with its reference answer: anything with `.problem`, `.answer`, `.level` and `.budget`."""
 
 
 def rl_prompt_split(cfg: DataConfig, *, command: str = "the rl stage") -> tuple[list[RLRecord], list[RLRecord]]:
@@ -36,6 +42,8 @@ def rl_prompt_split(cfg: DataConfig, *, command: str = "the rl stage") -> tuple[
         )
     if not os.path.isfile(cfg.train_path):
         raise MissingPathError(f"data.train_path = {cfg.train_path!r} does not exist: give a .jsonl or .parquet prompt file.")
-    train = list(load_prompts(cfg.train_path, cfg))
-    evaluation = list(load_prompts(cfg.eval_path, cfg)) if cfg.eval_path else []
+    train = assign_efforts(load_prompts(cfg.train_path, cfg), cfg, "train")
+    evaluation: list[RLRecord] = []
+    if cfg.eval_path:
+        evaluation = assign_efforts(load_prompts(cfg.eval_path, cfg), cfg, "eval")
     return train, evaluation

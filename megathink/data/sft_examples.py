@@ -21,6 +21,14 @@ forced `</think>` without teaching the model to choose it: like an R1-distilled 
 result thinks by itself but can answer with an empty thought. This warm-up is a toy-task
 stand-in for the papers' starting models, not part of either paper's method.
 
+Token budgets (a record's `budget`, given to the toy task's questions by effort levels,
+data/effort.py): the prompt states it ("Think for N tokens."), and with template="thinkless" a
+question whose think response (control token, long text, EOS) is longer than its budget keeps
+only its short example, so SFT teaches that a budget below the thought asks for the direct
+answer; under a budget the thought fits, both forms are trained and the choice stays open, as
+in Thinkless. With template="adaptthink" both examples are kept under any budget (the warm-up
+must think by itself; AdaptThink's RL with the L1 reward learns to stop).
+
 `long_prefix` (data.long_prefix) is put before every long text, e.g. "Alright" so thinking
 responses share the opener AdaptThink forces.
 
@@ -40,7 +48,7 @@ import torch
 from megathink.errors import DataError
 from megathink.config.tokenizer import TokenizerConfig
 from megathink.data.batch_order import EpochOrder
-from megathink.data.chat_template import encode_prompt
+from megathink.data.chat_template import encode_record_prompt
 from megathink.data.types import HybridSFTRecord, SFTBatch, TokenizerBundle
 
 SFTPair = tuple["SFTExample", ...]
@@ -69,8 +77,9 @@ def encode_sft_pair(
     nothinking_answers: bool = True,
 ) -> SFTPair:
     """The examples of one hybrid record for `cfg.template` (see the module docstring): (think,
-    short) for thinkless; (thinking, nothinking) or (thinking,) for adaptthink."""
-    prompt = encode_prompt(bundle, record.problem, cfg)
+    short) for thinkless, or (short,) when the record's budget is below the think response;
+    (thinking, nothinking) or (thinking,) for adaptthink."""
+    prompt = encode_record_prompt(bundle, record, cfg)
 
     def example(mode: str, forced: list[int], trained: list[int], text: str) -> SFTExample:
         response = trained + list(bundle.tokenizer.encode(text, add_special_tokens=False)) + [bundle.eos_id]
@@ -83,10 +92,12 @@ def encode_sft_pair(
 
     long = long_prefix + record.long
     if cfg.template == "thinkless":
-        return (
-            example("think", [], [bundle.control.think], long),
-            example("short", [], [bundle.control.short], record.short),
-        )
+        think = example("think", [], [bundle.control.think], long)
+        short = example("short", [], [bundle.control.short], record.short)
+        budget = getattr(record, "budget", None)
+        if budget is not None and len(think) - len(prompt) > budget:
+            return (short,)
+        return think, short
     thinking = example("think", [], [], long)
     if not nothinking_answers:
         return (thinking,)

@@ -10,6 +10,17 @@ This task replaces the papers' math datasets so the whole pipeline (SFT warm-up,
 think ratio per difficulty level) can be shown on a laptop CPU in minutes. The task owns its
 verifier (`ArithmeticTask.verify`), which applies the papers' format rules: the answer is the
 last `\\boxed{}`; a think-mode answer has exactly one `</think>` and no `<think>`.
+
+Effort levels (`data.effort_levels` with `data.effort_assignment` cycle/random, data/effort.py):
+every train and eval question gets a token budget, stated in its prompt ("Think for 30 tokens.").
+Response lengths, in tokens with the control token and EOS as the L1 reward counts them
+(`response_tokens`): short n+4 (n+5 with a final carry), think 7n+5 (7n+12 with a final carry),
+so 5-10 and 12-47 over levels 1-5. `TOY_EFFORT_LEVELS` = {low: 10, medium: 30, high: 50}: low fits
+every short answer and no thought, medium the thoughts of levels 1-2 and of level 3 without a
+final carry, high every thought. The SFT examples of a question whose thought does not fit its
+budget are the short answer alone (`sft_examples.encode_sft_pair`), so SFT teaches "a budget
+below the thought asks for the direct answer"; RL's L1 reward (`reward.l1_mode`) refines it.
+Without effort levels the records are exactly those of before (no budget, same order).
 """
 
 from __future__ import annotations
@@ -19,12 +30,15 @@ from typing import Sequence
 
 from megathink.errors import ConfigError
 from megathink.config.data import DataConfig, TOY_MAX_LEVEL
+from megathink.data.effort import assign_efforts
 from megathink.data.types import HybridSFTRecord
 from megathink.rewards.grading import extract_answer
 
 END_THINK = "</think>"
 BOXED_OPEN = "\\boxed{"
 _ENUMERATE_BELOW = 10_000  # levels with at most this many distinct problems are enumerated
+TOY_EFFORT_LEVELS = {"low": 10, "medium": 30, "high": 50}
+"""Effort levels that split the toy task's answers (module doc; hydra_conf/data/toy_effort.yaml)."""
 
 
 def worked_sum(a: int, b: int, n: int) -> str:
@@ -174,6 +188,15 @@ class ArithmeticTask:
         return boxed is not None and boxed.strip() == answer.strip()
 
 
+def response_tokens(text: str) -> int:
+    """Toy response length in tokens of an answer text (`record.long` / `record.short`): one per
+    character, `\\boxed{` and `</think>` one each, plus the control token and EOS."""
+    multi_character = (len(BOXED_OPEN) - 1) * text.count(BOXED_OPEN) + (len(END_THINK) - 1) * text.count(END_THINK)
+    return len(text) - multi_character + 2
+
+
 def build_toy_datasets(cfg: DataConfig) -> tuple[list[HybridSFTRecord], list[HybridSFTRecord]]:
-    """(train, eval) records of the toy task for `cfg.levels`, deterministic by `cfg.seed`."""
-    return ArithmeticTask(cfg.levels, cfg.seed).build(cfg.toy_train_size, cfg.toy_eval_per_level)
+    """(train, eval) records of the toy task for `cfg.levels`, deterministic by `cfg.seed`; with
+    `data.effort_assignment` each gets a budget (split 'train' / 'eval', by its index)."""
+    train, evaluation = ArithmeticTask(cfg.levels, cfg.seed).build(cfg.toy_train_size, cfg.toy_eval_per_level)
+    return assign_efforts(train, cfg, "train"), assign_efforts(evaluation, cfg, "eval")

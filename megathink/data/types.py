@@ -21,12 +21,19 @@ def prompt_id(problem: str) -> str:
 
 @dataclass(frozen=True)
 class PromptRecord:
-    """One question with its reference answer (RL and evaluation)."""
+    """One question with its reference answer (RL and evaluation).
+
+    `budget` is the token budget the prompt states (L1's "Think for N tokens.", rendered by
+    `chat_template`, read by the L1 reward), None for none; `effort` names the effort level
+    (`data.effort_levels`) the budget came from, None when the budget is the data's own or absent.
+    """
 
     problem: str
     answer: str
     level: Optional[int] = None
     source: str = ""
+    budget: Optional[int] = None
+    effort: Optional[str] = None
 
     @property
     def prompt_id(self) -> str:
@@ -40,6 +47,7 @@ class HybridSFTRecord:
     `long` is the text that follows the think control token: the chain of thought, exactly one
     end-of-thinking token, then the final answer. `short` is the text that follows the short
     control token: the direct answer. Neither includes the control token itself or EOS.
+    `budget` / `effort` as in `PromptRecord` (set on toy records by `data.effort_assignment`).
     """
 
     problem: str
@@ -47,6 +55,8 @@ class HybridSFTRecord:
     long: str
     short: str
     level: Optional[int] = None
+    budget: Optional[int] = None
+    effort: Optional[str] = None
 
 
 @dataclass(frozen=True)

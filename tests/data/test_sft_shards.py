@@ -272,4 +272,4 @@ def test_command_line_takes_the_runs_tokenizer_preset(tmp_path, capsys):
     with pytest.raises(DataError, match="tokenizer.instruction"):
         open_for(tmp_path / "s", bundle, TokenizerConfig(**{**run.__dict__, "instruction": ""}), max_seq_len=400)
     assert build_cli.main(argv[:4] + ["tokenizer=r2", "data.max_seq_len=400"]) == 2
-    assert "tokenizer=r2 is not a tokenizer preset: use one of r1_distill, r1_distill_adaptthink" in capsys.readouterr().err
+    assert "tokenizer=r2 is not a tokenizer preset: use one of qwen3, r1_distill, r1_distill_adaptthink" in capsys.readouterr().err

@@ -18,6 +18,7 @@ NEEDS_PATH = {("model", "local_hf"): ["model.path=ckpt", "tokenizer=r1_distill"]
 NEEDS_PARTNER = {
     ("tokenizer", "r1_distill"): ["model=local_hf", "model.path=ckpt"],
     ("tokenizer", "r1_distill_adaptthink"): ["model=local_hf", "model.path=ckpt"],
+    ("tokenizer", "qwen3"): ["model=local_hf", "model.path=ckpt"],
     ("data", "files"): ["data.sft_path=sft.jsonl"],
 }
 

@@ -29,11 +29,16 @@ ENCODING_FIELDS = (
     "tokenizer.chat_template",
     "tokenizer.system_prompt",
     "tokenizer.instruction",
+    "tokenizer.mode_switch",
+    "tokenizer.chat_template_kwargs",
     "data.long_prefix",
     "sft.nothinking_answers",
     "data.max_seq_len",
 )
 """The settings `encoding_settings` records, in the order a mismatch is reported."""
+
+ADDED_LATER = {"tokenizer.mode_switch": "", "tokenizer.chat_template_kwargs": {}}
+"""Settings manifests written before they existed lack; those shards were built with these values."""
 
 
 def tokenizer_fingerprint(bundle: TokenizerBundle) -> str:
@@ -63,6 +68,8 @@ def encoding_settings(
         "tokenizer.chat_template": hashlib.sha256(template.encode("utf-8")).hexdigest(),
         "tokenizer.system_prompt": cfg.system_prompt,
         "tokenizer.instruction": cfg.instruction,
+        "tokenizer.mode_switch": cfg.mode_switch,
+        "tokenizer.chat_template_kwargs": dict(sorted(cfg.chat_template_kwargs.items())),
         "data.long_prefix": long_prefix,
         "data.max_seq_len": max_seq_len,
     }
@@ -93,7 +100,7 @@ def check_compatible(
             f"with the run's tokenizer ({BUILD_COMMAND} --tokenizer ...), or run with the tokenizer they were built with."
         )
     for key in ENCODING_FIELDS + tuple(sorted(set(built) - set(ENCODING_FIELDS))):
-        have, want = built.get(key), run.get(key)
+        have, want = built.get(key, ADDED_LATER.get(key)), run.get(key)
         if key == "data.max_seq_len" and isinstance(have, int) and isinstance(want, int) and want <= have:
             continue
         if have != want:
