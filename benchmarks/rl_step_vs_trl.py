@@ -126,11 +126,11 @@ def run_megathink(cfg: dict[str, Any], workdir: Path) -> dict[str, Any]:
 
     torch.set_num_threads(cfg["threads"])
     from megathink.algorithms import group_advantages
-    from megathink.config.algorithm import AlgorithmConfig
     from megathink.config.model import ModelConfig
     from megathink.config.rl import RLConfig
     from megathink.config.tokenizer import TokenizerConfig
     from megathink.data.tokenizer import load_tokenizer
+    from megathink.methods.grpo import GRPOConfig
     from megathink.models.hf_backend import build_hf_backend
     from megathink.rollout.local_engine import LocalEngine
     from megathink.rollout.types import RolloutRequest, SamplingParams
@@ -142,7 +142,7 @@ def run_megathink(cfg: dict[str, Any], workdir: Path) -> dict[str, Any]:
     model_dir = str(workdir / "model")
     bundle = load_tokenizer(TokenizerConfig(kind="pretrained", path=model_dir))
     backend = build_hf_backend(ModelConfig(path=model_dir), bundle, device="cpu", seed=0)
-    algorithm = AlgorithmConfig(name="grpo", agg="token_mean", kl_coef=cfg["kl"], entropy_coef=0.0, clip_eps=0.2)
+    algorithm = GRPOConfig(agg="token_mean", kl_coef=cfg["kl"], entropy_coef=0.0, clip_eps=0.2)
     steps = 1 + cfg["repeats"]
     rl = RLConfig(max_steps=steps, prompts_per_step=cfg["prompts"], mini_batches=1, micro_batch_size=cfg["micro_batch"])
     reference = frozen_reference(backend) if algorithm.kl_coef > 0 else None

@@ -12,6 +12,7 @@ from megathink.config.logger import LoggerConfig
 from megathink.config.model import ModelConfig
 from megathink.config.optimizer import OptimizerConfig
 from megathink.config.parallel import ParallelConfig
+from megathink.config.plan import PlanConfig
 from megathink.config.reward import RewardConfig
 from megathink.config.rl import RLConfig
 from megathink.config.rollout import RolloutConfig
@@ -32,6 +33,7 @@ __all__ = [
     "ModelConfig",
     "OptimizerConfig",
     "ParallelConfig",
+    "PlanConfig",
     "RLConfig",
     "RewardConfig",
     "RolloutConfig",

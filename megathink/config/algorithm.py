@@ -1,46 +1,52 @@
-"""RL algorithm and its loss settings (ALGORITHMS.md): GRPO, DeGRPO (Thinkless), AdaptThink.
+"""The RL algorithm section: the settings every method shares, and the registry of method configs.
 
-Defaults are the authors': DeGRPO alpha 1e-3 with the code's `batch_token` response
-normalisation, clip 0.2, k3 KL and entropy coefficients 1e-3; AdaptThink delta 0.05 with
-the code's length-normalised sequence ratio, half of each prompt's samples forced to open with
-`</think>` and half with "Alright", and K = 16 reference samples per prompt for Rbar_ref (the
-`megathink presample` pass). AdaptThink uses neither KL nor entropy terms, so with
-name='adaptthink' their coefficients must be 0.
+Each RL method (megathink/methods/<name>.py) declares its own config dataclass, a subclass of
+`AlgorithmConfig` with its own fields, docstrings and validation (`DeGRPOConfig.alpha`,
+`AdaptThinkConfig.delta`, ...), and registers it under its name with
+`register_algorithm_config`. `RunConfig.algorithm` is typed with this base class; the Hydra
+group `algorithm/<name>.yaml` selects the subclass (launch registers every registered config as
+`<name>_schema`), so `algorithm=adaptthink algorithm.delta=0.1` is typed and a key of another
+method is refused with the dotted name. The built-in methods are loaded on the first lookup of
+the registry (`megathink.methods`, imported by name: the config layer never depends on it).
+
+Shared here: the PPO clip range, the KL penalty to a frozen reference and its estimator, the
+entropy bonus, and `check_run`, the hook a method uses for rules that involve other sections
+(AdaptThink needs `tokenizer.template=adaptthink`, ...). The loss-option names below are also
+what `megathink.algorithms` validates against.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from megathink.config.validation import ConfigError, check_choice, check_float, check_int, check_nonempty_str, fail
+from megathink.config.validation import ConfigError, check_choice, check_float
 
-ALGORITHMS = ("grpo", "degrpo", "adaptthink")
+if TYPE_CHECKING:
+    from megathink.config.run import RunConfig
+
+DEFAULT_ALGORITHM = "degrpo"
 GRPO_AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")
 RESPONSE_NORMS = ("batch_token", "sequence")
 KL_ESTIMATORS = ("k1", "k2", "k3")
 ADAPTTHINK_FORMS = ("code", "paper")
 
+_CONFIGS: dict[str, type["AlgorithmConfig"]] = {}
+_BUILTINS_MODULE = "megathink.methods"
+
 
 @dataclass(kw_only=True)
 class AlgorithmConfig:
-    name: str = "degrpo"
-    """'grpo', 'degrpo' (Thinkless) or 'adaptthink'."""
+    uses_presample: ClassVar[bool] = False
+    """Whether the method has a reference pre-sampling stage (`stages=[presample, rl]`)."""
+
+    name: str = DEFAULT_ALGORITHM
+    """The RL method, one of the registered ones: 'grpo', 'degrpo' (Thinkless), 'adaptthink',
+    ... (`megathink.methods`; on the command line `algorithm=<name>` selects its config)."""
 
     clip_eps: float = 0.2
     """PPO clip range: ratios are clipped to [1 - clip_eps, 1 + clip_eps]."""
-
-    alpha: float = 1e-3
-    """DeGRPO weight of the control-token term against the response term."""
-
-    response_norm: str = "batch_token"
-    """DeGRPO response-term normalisation: 'batch_token' (authors' code) or 'sequence' (paper)."""
-
-    agg: str = "token_mean"
-    """GRPO loss aggregation: 'token_mean', 'seq_mean_token_mean' or 'seq_mean_token_sum_norm'."""
-
-    std_normalize: bool = False
-    """Divide group-relative advantages by the group std (+1e-6); Thinkless does not."""
 
     kl_coef: float = 1e-3
     """Weight of the KL penalty to the reference policy; 0 disables it (and the reference)."""
@@ -51,76 +57,78 @@ class AlgorithmConfig:
     entropy_coef: float = 1e-3
     """Weight of the entropy bonus (token mean); 0 disables it."""
 
-    delta: float = 0.05
-    """AdaptThink bonus for NoThinking responses (1/lambda of the constrained objective)."""
-
-    importance_sampling: bool = True
-    """AdaptThink's cold start: force `nothinking_share` of each prompt's samples to open with
-    the end-of-thinking token and the rest with `thinking_opener` (pi_IS of the opener is that
-    share). False is the naive baseline: every response sampled from the policy, no forcing,
-    the plain sequence ratio against the old policy."""
-
-    nothinking_share: float = 0.5
-    """AdaptThink: share of each prompt's `rollout.n_samples` forced to NoThinking (rounded;
-    at least one of each kind). It is pi_IS of the NoThinking opener, 1 - it of the Thinking one."""
-
-    thinking_opener: str = "Alright"
-    """AdaptThink: the text forced at the start of Thinking samples (a word that opens the
-    reference model's thoughts; tokenised without special tokens, every token forced)."""
-
-    nothinking_max_new_tokens: Optional[int] = None
-    """AdaptThink: generated-token cap of NoThinking samples; None: rollout.max_new_tokens
-    (the authors: 4096)."""
-
-    thinking_max_new_tokens: Optional[int] = None
-    """AdaptThink: generated-token cap of Thinking samples; None: rollout.max_new_tokens
-    (the authors: 16384)."""
-
-    form: str = "code"
-    """AdaptThink loss: 'code' (length-normalised sequence ratio, the released models) or
-    'paper' (full-sequence ratio, Eq. 9)."""
-
-    presample_k: int = 16
-    """AdaptThink: samples of the reference model per training prompt whose mean accuracy is
-    Rbar_ref (`megathink presample`; the paper's K = 16)."""
-
-    presample_limit: int = 0
-    """`megathink presample`: only the first N distinct training prompts (smoke runs); 0 = all."""
-
-    reference_accuracy_path: Optional[str] = None
-    """AdaptThink's per-prompt Rbar_ref file (.jsonl) that `megathink presample` writes and
-    AdaptThink training reads; None: `<output_dir>/reference_accuracy.jsonl`."""
-
     def __post_init__(self) -> None:
-        check_choice("algorithm.name", self.name, ALGORITHMS)
+        check_choice("algorithm.name", self.name, registered_algorithms())
         check_float("algorithm.clip_eps", self.clip_eps, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
-        check_float("algorithm.alpha", self.alpha, low=0.0)
-        check_choice("algorithm.response_norm", self.response_norm, RESPONSE_NORMS)
-        check_choice("algorithm.agg", self.agg, GRPO_AGGREGATIONS)
         check_float("algorithm.kl_coef", self.kl_coef, low=0.0)
         check_choice("algorithm.kl_estimator", self.kl_estimator, KL_ESTIMATORS)
         check_float("algorithm.entropy_coef", self.entropy_coef, low=0.0)
-        check_float("algorithm.delta", self.delta, low=0.0)
-        check_float(
-            "algorithm.nothinking_share", self.nothinking_share, low=0.0, high=1.0,
-            low_inclusive=False, high_inclusive=False,
+
+    def check_run(self, run: "RunConfig") -> None:
+        """Rules between this method and other sections (RunConfig.__post_init__ calls it)."""
+
+    def check_is_method_config(self) -> None:
+        """ConfigError unless this is the registered config class of `name` (a bare
+        `AlgorithmConfig`, or another method's config, cannot drive method `name`)."""
+        expected = algorithm_config_class(self.name)
+        if not isinstance(self, expected):
+            raise ConfigError(
+                f"algorithm.name = {self.name!r} is invalid with a {type(self).__name__}: that method's settings are a "
+                f"{expected.__name__}; select the method as a whole (algorithm={self.name} on the command line)."
+            )
+
+
+def register_algorithm_config(cls: type[AlgorithmConfig]) -> type[AlgorithmConfig]:
+    """Class decorator: make `cls` the config of the method named by its `name` default."""
+    name = cls.__dataclass_fields__["name"].default
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{cls.__name__}: an algorithm config needs a non-empty default `name`.")
+    if _CONFIGS.get(name, cls) is not cls:
+        raise TypeError(f"algorithm {name!r} is registered twice ({_CONFIGS[name].__name__}, {cls.__name__}).")
+    _CONFIGS[name] = cls
+    return cls
+
+
+def registered_algorithms() -> tuple[str, ...]:
+    """Names of every registered method, the built-in ones included."""
+    _load_builtins()
+    return tuple(sorted(_CONFIGS))
+
+
+def algorithm_config_class(name: str) -> type[AlgorithmConfig]:
+    """The config class of method `name` (ConfigError listing the methods when unknown)."""
+    _load_builtins()
+    if name not in _CONFIGS:
+        raise ConfigError(
+            f"algorithm.name = {name!r} is invalid: must be one of " + ", ".join(repr(n) for n in sorted(_CONFIGS))
         )
-        check_nonempty_str("algorithm.thinking_opener", self.thinking_opener)
-        for key in ("nothinking_max_new_tokens", "thinking_max_new_tokens"):
-            if getattr(self, key) is not None:
-                check_int(f"algorithm.{key}", getattr(self, key), low=1)
-        if not isinstance(self.importance_sampling, bool):
-            fail("algorithm.importance_sampling", self.importance_sampling, "must be true or false")
-        if self.name == "adaptthink":
-            for key in ("kl_coef", "entropy_coef"):
-                if getattr(self, key) != 0:
-                    raise ConfigError(
-                        f"algorithm.{key} = {getattr(self, key)!r} is invalid with algorithm.name='adaptthink': "
-                        f"the AdaptThink loss has no such term; set algorithm.{key}=0 (algorithm=adaptthink does)."
-                    )
-        check_choice("algorithm.form", self.form, ADAPTTHINK_FORMS)
-        check_int("algorithm.presample_k", self.presample_k, low=1)
-        check_int("algorithm.presample_limit", self.presample_limit, low=0)
-        path = self.reference_accuracy_path
-        if path is not None and (not isinstance(path, str) or not path.endswith(".jsonl")):
-            fail("algorithm.reference_accuracy_path", path, "must be a .jsonl file path or null")
+    return _CONFIGS[name]
+
+
+def default_algorithm_config() -> AlgorithmConfig:
+    """The default method's config with its defaults (DeGRPO, the authors' settings)."""
+    return algorithm_config_class(DEFAULT_ALGORITHM)()
+
+
+def algorithm_config(name: str, **fields: Any) -> AlgorithmConfig:
+    """Method `name`'s config with `fields` set (for code and tests that pick a method by name)."""
+    return algorithm_config_class(name)(**fields)
+
+
+def _load_builtins() -> None:
+    importlib.import_module(_BUILTINS_MODULE)  # its modules register their configs on import
+
+
+__all__ = [
+    "ADAPTTHINK_FORMS",
+    "AlgorithmConfig",
+    "DEFAULT_ALGORITHM",
+    "GRPO_AGGREGATIONS",
+    "KL_ESTIMATORS",
+    "RESPONSE_NORMS",
+    "algorithm_config",
+    "algorithm_config_class",
+    "default_algorithm_config",
+    "register_algorithm_config",
+    "registered_algorithms",
+]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from megathink.config.algorithm import AlgorithmConfig
+from megathink.config.algorithm import AlgorithmConfig, default_algorithm_config
 from megathink.config.checkpoint import CheckpointConfig
 from megathink.config.data import DataConfig
 from megathink.config.evaluation import EvalConfig
@@ -15,6 +15,7 @@ from megathink.config.kernels import KernelsConfig
 from megathink.config.logger import LoggerConfig
 from megathink.config.model import ModelConfig
 from megathink.config.parallel import ParallelConfig
+from megathink.config.plan import PlanConfig
 from megathink.config.reward import RewardConfig
 from megathink.config.rl import RLConfig
 from megathink.config.rollout import RolloutConfig
@@ -58,8 +59,9 @@ class RunConfig:
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     """Sampling settings for RL rollouts."""
 
-    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
-    """RL algorithm and loss settings."""
+    algorithm: AlgorithmConfig = field(default_factory=default_algorithm_config)
+    """The RL method and its settings: a registered method's config (`megathink.methods`;
+    default DeGRPO with the authors' settings)."""
 
     reward: RewardConfig = field(default_factory=RewardConfig)
     """Reward table and grading limits."""
@@ -78,6 +80,10 @@ class RunConfig:
 
     eval: EvalConfig = field(default_factory=EvalConfig)
     """Held-out evaluation."""
+
+    plan: PlanConfig = field(default_factory=PlanConfig)
+    """What the memory planner assumes (GPU memory, headroom, MFU; `megathink plan`, and the
+    start-up check of `megathink train` / `sft`)."""
 
     def __post_init__(self) -> None:
         check_nonempty_str("output_dir", self.output_dir)
@@ -114,22 +120,18 @@ class RunConfig:
                 "from the reference model; run it on its own with parallel.backend=hf (`megathink presample`), "
                 "then the sft / rl stages with megatron."
             )
-        if "presample" in self.stages and self.algorithm.name != "adaptthink":
+        if "presample" in self.stages and not self.algorithm.uses_presample:
             raise ConfigError(
                 f"stages = {self.stages!r} is invalid with algorithm.name = {self.algorithm.name!r}: the presample "
                 "stage computes AdaptThink's Rbar_ref; drop it or use algorithm=adaptthink."
             )
-        if "rl" in self.stages and self.algorithm.name == "adaptthink":
-            if self.tokenizer.template != "adaptthink":
-                raise ConfigError(
-                    f"tokenizer.template = {self.tokenizer.template!r} is invalid with algorithm.name='adaptthink': "
-                    "AdaptThink's prompt ends with the think token; set tokenizer.template=adaptthink."
-                )
-            if self.algorithm.importance_sampling and self.rollout.n_samples < 2:
-                raise ConfigError(
-                    f"rollout.n_samples = {self.rollout.n_samples} is invalid with AdaptThink's importance sampling: "
-                    "each prompt needs a forced NoThinking and a forced Thinking sample; use >= 2 (the authors: 16)."
-                )
+        if self.eval.per_effort and not self.data.effort_levels:
+            raise ConfigError(
+                "eval.per_effort = true is invalid with data.effort_levels = {}: name the effort levels, e.g. "
+                "data=toy_effort or ++data.effort_levels={low:512,medium:2048,high:8192}."
+            )
+        self.algorithm.check_is_method_config()
+        self.algorithm.check_run(self)  # the method's own rules on other sections
         if "presample" in self.stages and self.data.source == "files" and not self.data.train_path:
             raise ConfigError(
                 "data.train_path = None is invalid for the 'presample' stage with data.source='files': "

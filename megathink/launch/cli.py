@@ -11,18 +11,22 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from importlib import resources
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from megathink.config import RunConfig
 from megathink.errors import MegathinkError
-from megathink.launch.eval_command import SUMMARY as EVAL_SUMMARY, run_eval_command
-from megathink.launch.presample_command import SUMMARY as PRESAMPLE_SUMMARY, run_presample_command
+from megathink.launch.config_groups import CONFIG_PACKAGE, config_groups, group_options
+from megathink.launch.eval_command import SUMMARY as EVAL_SUMMARY
+from megathink.launch.eval_command import run_eval_command
+from megathink.launch.plan_command import SUMMARY as PLAN_SUMMARY
+from megathink.launch.plan_command import check_before_training, run_plan_command
+from megathink.launch.presample_command import SUMMARY as PRESAMPLE_SUMMARY
+from megathink.launch.presample_command import run_presample_command
 from megathink.launch.schema import register_schema, to_run_config
-
-CONFIG_PACKAGE = "megathink.hydra_conf"
+from megathink.trainer.preemption import StagePreempted
 
 
 @dataclass(frozen=True)
@@ -34,13 +38,16 @@ class Command:
 def _run_train(cfg: RunConfig) -> object:
     from megathink.trainer.pipeline import run_pipeline
 
+    check_before_training(cfg)  # the memory planner, before any weights load (GPU runs only)
     return run_pipeline(cfg)
 
 
 def _run_sft(cfg: RunConfig) -> object:
     from megathink.trainer.pipeline import run_pipeline
 
-    return run_pipeline(replace(cfg, stages=["sft"]))
+    cfg = replace(cfg, stages=["sft"])
+    check_before_training(cfg)
+    return run_pipeline(cfg)
 
 
 COMMANDS: dict[str, Command] = {
@@ -48,6 +55,7 @@ COMMANDS: dict[str, Command] = {
     "sft": Command("Thinkless stage 1: SFT warm-up on both answer forms", _run_sft),
     "eval": Command(EVAL_SUMMARY, run_eval_command),
     "presample": Command(PRESAMPLE_SUMMARY, run_presample_command),
+    "plan": Command(PLAN_SUMMARY, run_plan_command),
 }
 
 
@@ -81,6 +89,12 @@ def _run_shards(argv: list[str]) -> int:
     return shards_main(argv, prog="megathink shards")
 
 
+def _run_leaderboard(argv: list[str]) -> int:
+    from megathink.launch.leaderboard_command import main as leaderboard_main
+
+    return leaderboard_main(argv)
+
+
 def _run_sweep_report(argv: list[str]) -> int:
     from megathink.launch.sweep_report_command import main as sweep_report_main
 
@@ -111,19 +125,9 @@ PLAIN_COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
         _run_shards,
     ),
     "sweep-report": ("SWEEP_DIR [--out DIR]: accuracy, think ratio and length against alpha and gamma", _run_sweep_report),
+    "leaderboard": ("ROOT [--out DIR]: methods side by side, mean and spread over seeds (the toy leaderboard)", _run_leaderboard),
 }
 """Commands that parse their own arguments (argparse), not Hydra overrides: (summary, run(argv) -> status)."""
-
-
-def config_groups() -> list[str]:
-    """Config groups shipped in hydra_conf/ (its sub-folders; hydra/ holds Hydra's own, e.g. hydra/launcher)."""
-    root = resources.files(CONFIG_PACKAGE)
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("__") and p.name != "hydra")
-
-
-def group_options(group: str) -> list[str]:
-    folder = resources.files(CONFIG_PACKAGE).joinpath(group)
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
 def usage() -> str:
@@ -148,10 +152,17 @@ def usage() -> str:
 def _hydra_app(name: str, command: Command) -> Callable[[], None]:
     def task(dict_cfg: DictConfig) -> None:
         try:
-            command.run(to_run_config(dict_cfg))
+            run_cfg = to_run_config(dict_cfg)
+            experiment = HydraConfig.get().runtime.choices.get("experiment")
+            if run_cfg.logger.run_name is None and experiment:  # the metric sinks name the job after it
+                run_cfg.logger.run_name = experiment
+            command.run(run_cfg)
         except MegathinkError as err:  # the user's input: one line naming the field and the fix
             print(f"megathink {name}: error: {err}", file=sys.stderr)
             sys.exit(2)
+        except StagePreempted as stop:  # SIGTERM / SIGUSR1: the stage checkpointed and stopped; rerun resumes
+            print(f"megathink {name}: {stop}", file=sys.stderr)
+            sys.exit(stop.exit_code)
 
     return hydra.main(version_base=None, config_path=f"pkg://{CONFIG_PACKAGE}", config_name=name)(task)
 

@@ -19,9 +19,10 @@ from megathink.errors import DataError
 
 
 def adaptthink_advantages(
-    nothinking: Sequence[bool], correct: Sequence[bool], rbar: Sequence[float], *, delta: float
+    nothinking: Sequence[bool], correct: Sequence[float], rbar: Sequence[float], *, delta: float
 ) -> list[float]:
-    """`[B]` advantages, one per response: its mode, whether it is correct, its prompt's Rbar_ref."""
+    """`[B]` advantages, one per response: its mode, its R (1/0 for correct/wrong, or a bool; a
+    shaped reward where length shaping is on), its prompt's Rbar_ref."""
     if not len(nothinking) == len(correct) == len(rbar):
         raise DataError(
             f"adaptthink_advantages got {len(nothinking)} modes, {len(correct)} correctness flags and "
@@ -33,7 +34,7 @@ def adaptthink_advantages(
     for no_think, ok, reference in zip(nothinking, correct, rbar):
         if not 0.0 <= reference <= 1.0:
             raise DataError(f"Rbar_ref = {reference!r} is invalid: a reference accuracy lies in [0, 1].")
-        out.append(delta * float(bool(no_think)) + float(bool(ok)) - float(reference))
+        out.append(delta * float(bool(no_think)) + float(ok) - float(reference))
     return out
 
 

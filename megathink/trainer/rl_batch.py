@@ -45,6 +45,7 @@ class RLBatch:
     prompt_len: int  # P
     forced: torch.Tensor  # [B] long, leading response tokens that were forced (AdaptThink openers)
     opener_prob: torch.Tensor  # [B] float32, pi_IS of the forced opener (1 where nothing was forced)
+    control_advantages: Optional[torch.Tensor] = None  # [B] float32: a method's own advantage of column 0
 
     @property
     def size(self) -> int:
@@ -81,14 +82,18 @@ class RLBatch:
             prompt_len=self.prompt_len,
             forced=self.forced[rows],
             opener_prob=self.opener_prob[rows],
+            control_advantages=None if self.control_advantages is None else self.control_advantages[rows],
         )
 
 
 def build_rl_batch(
-    samples: Sequence[Sample], advantages: torch.Tensor, *, pad_id: int, opener_prob: Optional[torch.Tensor] = None
+    samples: Sequence[Sample], advantages: torch.Tensor, *, pad_id: int, opener_prob: Optional[torch.Tensor] = None,
+    control_advantages: Optional[torch.Tensor] = None,
 ) -> RLBatch:
     """Pad `samples` (prompt left, response right) into an `RLBatch` with `advantages` [B] (and
-    `opener_prob` [B], the proposal probability of each forced opener; default all 1)."""
+    `opener_prob` [B], the proposal probability of each forced opener, default all 1;
+    `control_advantages` [B], a separate advantage of the first response token for methods that
+    train the mode choice apart from the response, e.g. both-mode groups)."""
     if not samples:
         raise ValueError("build_rl_batch: no samples.")
     prompt_len = max(len(s.prompt_ids) for s in samples)
@@ -116,6 +121,7 @@ def build_rl_batch(
         prompt_len=prompt_len,
         forced=torch.tensor([s.forced for s in samples], dtype=torch.long),
         opener_prob=torch.ones(batch) if opener_prob is None else opener_prob.to(torch.float32),
+        control_advantages=None if control_advantages is None else control_advantages.to(torch.float32),
     )
 
 
@@ -127,6 +133,10 @@ def split_by_groups(batch: RLBatch, parts: int) -> list[torch.Tensor]:
 
 
 def nonzero_advantage_rows(batch: RLBatch) -> torch.Tensor:
-    """Rows of groups with at least one non-zero advantage (for rl.filter_zero_advantage)."""
-    keep_groups = torch.unique(batch.group_ids[batch.advantages != 0])
+    """Rows of groups with at least one non-zero advantage, the control token's own included
+    (for rl.filter_zero_advantage)."""
+    signal = batch.advantages != 0
+    if batch.control_advantages is not None:
+        signal = signal | (batch.control_advantages != 0)
+    keep_groups = torch.unique(batch.group_ids[signal])
     return torch.nonzero(torch.isin(batch.group_ids, keep_groups)).flatten()

@@ -6,11 +6,11 @@ the batch into `rl.mini_batches` parts that keep whole groups together and takes
 optimizer step per part, accumulating gradients over micro-batches (`rl.micro_batch_size`
 sequences each, or `rl.max_tokens_per_micro_batch` tokens each, balanced over the
 data-parallel replicas: `data.micro_batching`), each cut to its own longest prompt and
-response (`RLBatch.window`); the loss is the shared `megathink.algorithms` function for `algorithm.name`
-(AdaptThink's gets each row's opener probability and forced length from the batch), or, for
-GRPO and DeGRPO with `loss_impl='fused'` (`kernels.policy_loss`), `megathink.kernels.policy_loss`:
-the same loss and metrics in one autograd node, gradients equal to rounding. AdaptThink always
-uses its reference loss.
+response (`RLBatch.window`); the loss is the method's (`RLMethod.loss_fn` of `algorithm.name`,
+a `megathink.algorithms` function; each row's opener probability and forced length come with
+the batch), or, for GRPO and DeGRPO with `loss_impl='fused'` (`kernels.policy_loss`),
+`megathink.kernels.policy_loss`: the same loss and metrics in one autograd node, gradients equal
+to rounding.
 
 On-policy shortcut: with one mini-batch per rollout step the policy that sampled the batch is
 the policy being updated, so `old_logp=None` takes the old log-probs from the update's own
@@ -31,82 +31,27 @@ were padding.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections import defaultdict
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 
-from megathink.algorithms import LossDenominators, adaptthink_loss, degrpo_loss, grpo_loss
+from megathink.algorithms import LossDenominators
 from megathink.config.algorithm import AlgorithmConfig
-from megathink.config.kernels import POLICY_LOSS_IMPLS
 from megathink.config.rl import RLConfig
 from megathink.data.micro_batching import plan_micro_batches
-from megathink.kernels.policy_loss import policy_loss
+from megathink.methods.base import LossFn, method_class
 from megathink.models.micro_batches import Scored, run_micro_batches
 from megathink.models.protocol import PolicyBackend
 from megathink.trainer.optim import clip_backend_gradients
 from megathink.trainer.rl_batch import MicroWindow, RLBatch, split_by_groups
 
-LossFn = Callable[..., tuple[torch.Tensor, dict[str, float]]]
-
-
 def policy_loss_fn(cfg: AlgorithmConfig, impl: str = "reference") -> LossFn:
-    """The configured loss with its coefficients bound:
-    f(logp, old_logp, adv, mask, *, ref_logp, entropy, forced, opener_prob) -> (loss, metrics).
-
-    impl ('reference' | 'fused', `kernels.policy_loss`) picks GRPO's and DeGRPO's loss
-    function; AdaptThink has only the reference one.
-    """
-    if impl not in POLICY_LOSS_IMPLS:
-        raise ValueError(f"policy_loss_fn: impl = {impl!r} is invalid: must be one of " + ", ".join(map(repr, POLICY_LOSS_IMPLS)))
-    common = dict(clip_eps=cfg.clip_eps, kl_coef=cfg.kl_coef, kl_estimator=cfg.kl_estimator, entropy_coef=cfg.entropy_coef)
-    if cfg.name == "degrpo":
-        degrpo = dict(alpha=cfg.alpha, response_norm=cfg.response_norm, **common)
-        if impl == "fused":
-            return _ignoring_openers(functools.partial(policy_loss, algorithm="degrpo", impl="fused", **degrpo))
-        return _ignoring_openers(functools.partial(degrpo_loss, **degrpo))
-    if cfg.name == "grpo":
-        if impl == "fused":
-            return _ignoring_openers(functools.partial(policy_loss, algorithm="grpo", agg=cfg.agg, impl="fused", **common))
-        return _ignoring_openers(functools.partial(grpo_loss, agg=cfg.agg, **common))
-    if cfg.name == "adaptthink":
-        return functools.partial(_adaptthink, cfg)
-    raise ValueError(f"algorithm.name = {cfg.name!r} has no RL update here; use 'degrpo', 'grpo' or 'adaptthink'.")
-
-
-def _ignoring_openers(loss: LossFn) -> LossFn:
-    def bound(
-        logp, old_logp, advantages, mask, *, ref_logp=None, entropy=None, forced=None, opener_prob=None, denominators=None
-    ):
-        return loss(logp, old_logp, advantages, mask, ref_logp=ref_logp, entropy=entropy, denominators=denominators)
-
-    return bound
-
-
-def _adaptthink(
-    cfg: AlgorithmConfig,
-    logp: torch.Tensor,
-    old_logp: torch.Tensor,
-    advantages: torch.Tensor,
-    mask: torch.Tensor,
-    *,
-    ref_logp: Optional[torch.Tensor] = None,
-    entropy: Optional[torch.Tensor] = None,
-    forced: Optional[torch.Tensor] = None,
-    opener_prob: Optional[torch.Tensor] = None,
-    denominators: Optional[LossDenominators] = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """AdaptThink's loss; with importance sampling, the forced opener's proposal probability is
-    `opener_prob` [b] for its first token and 1 (log 0) for the rest of a multi-token opener."""
-    common = dict(clip_eps=cfg.clip_eps, form=cfg.form, denominators=denominators)
-    if not cfg.importance_sampling or opener_prob is None:
-        return adaptthink_loss(logp, old_logp, advantages, mask, first_token_is_prob=None, **common)
-    if forced is not None:
-        columns = torch.arange(old_logp.shape[1], device=old_logp.device)[None, :]  # [1, T]
-        opener_tail = (columns >= 1) & (columns < forced.to(old_logp.device)[:, None])  # [b, T]
-        old_logp = old_logp.masked_fill(opener_tail, 0.0)
-    return adaptthink_loss(logp, old_logp, advantages, mask, first_token_is_prob=opener_prob, **common)
+    """The loss of method `cfg.name` with its coefficients bound (`RLMethod.loss_fn`):
+    f(logp, old_logp, adv, mask, *, ref_logp, entropy, forced, opener_prob, control_advantages, denominators)
+    -> (loss, metrics).
+    impl: `kernels.policy_loss` ('reference' | 'fused'; the fused kernel exists for GRPO and DeGRPO)."""
+    return method_class(cfg.name).loss_fn(cfg, impl)
 
 
 def plan_windows(backend: PolicyBackend, batch: RLBatch, rl: RLConfig) -> list[MicroWindow]:
@@ -199,6 +144,7 @@ def rl_update(
                 entropy=None if entropy is None else entropy[:, window.prompt_cols :],
                 forced=mini.forced[micro].to(device),
                 opener_prob=mini.opener_prob[micro].to(device),
+                control_advantages=None if mini.control_advantages is None else mini.control_advantages[micro].to(device),
                 denominators=denominators,
             )
             return loss * weight, {"metrics": metrics, "weight": weight, **extra}

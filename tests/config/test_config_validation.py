@@ -32,10 +32,22 @@ from megathink.config import (
     TokenizerConfig,
     TrainerConfig,
 )
+from megathink.config.plan import PlanConfig
 from megathink.config.rollout import SGLangConfig
+from megathink.methods.adaptthink import AdaptThinkConfig
+from megathink.methods.degrpo import DeGRPOConfig
+from megathink.methods.grpo import GRPOConfig
+from megathink.methods.hgpo import HGPOConfig
+from megathink.methods.group_relative import GroupRelativeConfig
 
 SECTIONS = [
     AlgorithmConfig,
+    GroupRelativeConfig,
+    GRPOConfig,
+    DeGRPOConfig,
+    AdaptThinkConfig,
+    HGPOConfig,
+    HGPOConfig,
     CheckpointConfig,
     DataConfig,
     EvalConfig,
@@ -52,6 +64,7 @@ SECTIONS = [
     SGLangConfig,
     TokenizerConfig,
     TrainerConfig,
+    PlanConfig,
 ]
 
 # (config class, keyword arguments, text the error must contain)
@@ -187,25 +200,48 @@ BAD_VALUES = [
     (DataConfig, {"toy_rl_prompts": -1}, "data.toy_rl_prompts"),
     (AlgorithmConfig, {"name": "ppo"}, "algorithm.name"),
     (AlgorithmConfig, {"clip_eps": 0.0}, "algorithm.clip_eps"),
-    (AlgorithmConfig, {"alpha": -1.0}, "algorithm.alpha"),
-    (AlgorithmConfig, {"response_norm": "token"}, "algorithm.response_norm"),
-    (AlgorithmConfig, {"agg": "sum"}, "algorithm.agg"),
     (AlgorithmConfig, {"kl_coef": -1e-3}, "algorithm.kl_coef"),
     (AlgorithmConfig, {"kl_estimator": "k4"}, "algorithm.kl_estimator"),
     (AlgorithmConfig, {"entropy_coef": float("nan")}, "algorithm.entropy_coef"),
-    (AlgorithmConfig, {"delta": -0.05}, "algorithm.delta"),
-    (AlgorithmConfig, {"nothinking_share": 1.0}, "algorithm.nothinking_share"),
-    (AlgorithmConfig, {"thinking_opener": ""}, "algorithm.thinking_opener"),
-    (AlgorithmConfig, {"nothinking_max_new_tokens": 0}, "algorithm.nothinking_max_new_tokens"),
-    (AlgorithmConfig, {"thinking_max_new_tokens": 0}, "algorithm.thinking_max_new_tokens"),
-    (AlgorithmConfig, {"importance_sampling": "yes"}, "algorithm.importance_sampling"),
-    (AlgorithmConfig, {"name": "adaptthink", "entropy_coef": 0.0}, "algorithm.kl_coef = 0.001"),
-    (AlgorithmConfig, {"name": "adaptthink", "kl_coef": 0.0}, "algorithm.entropy_coef = 0.001"),
-    (AlgorithmConfig, {"form": "eq9"}, "algorithm.form"),
-    (AlgorithmConfig, {"presample_k": 0}, "algorithm.presample_k = 0"),
-    (AlgorithmConfig, {"presample_limit": -1}, "algorithm.presample_limit = -1"),
-    (AlgorithmConfig, {"reference_accuracy_path": ""}, "algorithm.reference_accuracy_path = ''"),
-    (AlgorithmConfig, {"reference_accuracy_path": "rbar.json"}, "algorithm.reference_accuracy_path = 'rbar.json'"),
+    (GroupRelativeConfig, {"std_normalize": "no"}, "algorithm.std_normalize"),
+    (GroupRelativeConfig, {"batch_std_normalize": 1}, "algorithm.batch_std_normalize"),
+    (GroupRelativeConfig, {"std_normalize": True, "batch_std_normalize": True}, "cannot be combined"),
+    (RewardConfig, {"kimi_length_coef": -1.0}, "reward.kimi_length_coef"),
+    (RewardConfig, {"l1_mode": "budget"}, "reward.l1_mode"),
+    (RewardConfig, {"l1_alpha": -0.1}, "reward.l1_alpha"),
+    (RewardConfig, {"l1_delta": 2.0}, "reward.l1_delta"),
+    (RewardConfig, {"truncate_tokens": -1}, "reward.truncate_tokens"),
+    (RewardConfig, {"hapo_coef": float("inf")}, "reward.hapo_coef"),
+    (RewardConfig, {"ada_grpo": 1}, "reward.ada_grpo"),
+    (RewardConfig, {"autothink_balance": "on"}, "reward.autothink_balance"),
+    (RewardConfig, {"autothink_length_coef": -0.5}, "reward.autothink_length_coef"),
+    (DeGRPOConfig, {"alpha": -1.0}, "algorithm.alpha"),
+    (DeGRPOConfig, {"response_norm": "token"}, "algorithm.response_norm"),
+    (GRPOConfig, {"agg": "sum"}, "algorithm.agg"),
+    (HGPOConfig, {"short_share": 0.0}, "algorithm.short_share"),
+    (HGPOConfig, {"margin": float("nan")}, "algorithm.margin"),
+    (HGPOConfig, {"alpha": -1.0}, "algorithm.alpha"),
+    (RunConfig, {"stages": ["rl"], "algorithm": HGPOConfig(), "rollout": RolloutConfig(n_samples=1)}, "algorithm.name='hgpo'"),
+    (
+        RunConfig,
+        {"stages": ["rl"], "algorithm": HGPOConfig(), "tokenizer": TokenizerConfig(template="adaptthink")},
+        "use tokenizer.template=thinkless",
+    ),
+    (AdaptThinkConfig, {"delta": -0.05}, "algorithm.delta"),
+    (AdaptThinkConfig, {"nothinking_share": 1.0}, "algorithm.nothinking_share"),
+    (AdaptThinkConfig, {"thinking_opener": ""}, "algorithm.thinking_opener"),
+    (AdaptThinkConfig, {"nothinking_max_new_tokens": 0}, "algorithm.nothinking_max_new_tokens"),
+    (AdaptThinkConfig, {"thinking_max_new_tokens": 0}, "algorithm.thinking_max_new_tokens"),
+    (AdaptThinkConfig, {"importance_sampling": "yes"}, "algorithm.importance_sampling"),
+    (AdaptThinkConfig, {"kl_coef": 1e-3}, "algorithm.kl_coef = 0.001"),
+    (AdaptThinkConfig, {"entropy_coef": 1e-3}, "algorithm.entropy_coef = 0.001"),
+    (AdaptThinkConfig, {"form": "eq9"}, "algorithm.form"),
+    (AdaptThinkConfig, {"presample_k": 0}, "algorithm.presample_k = 0"),
+    (AdaptThinkConfig, {"presample_limit": -1}, "algorithm.presample_limit = -1"),
+    (AdaptThinkConfig, {"reference_accuracy_path": ""}, "algorithm.reference_accuracy_path = ''"),
+    (AdaptThinkConfig, {"reference_accuracy_path": "rbar.json"}, "algorithm.reference_accuracy_path = 'rbar.json'"),
+    (RunConfig, {"algorithm": AlgorithmConfig(name="adaptthink")}, "that method's settings are a AdaptThinkConfig"),
+    (RunConfig, {"algorithm": DeGRPOConfig(name="grpo")}, "algorithm.name = 'grpo' is invalid with a DeGRPOConfig"),
     (RewardConfig, {"correct_short": float("inf")}, "reward.correct_short"),
     (RewardConfig, {"gamma": -0.5}, "reward.gamma"),
     (RewardConfig, {"wrong": 0.6}, "reward.wrong = 0.6"),
@@ -230,6 +266,7 @@ BAD_VALUES = [
     (LoggerConfig, {"wandb_mode": "on"}, "logger.wandb_mode"),
     (LoggerConfig, {"wandb_project": ""}, "logger.wandb_project"),
     (LoggerConfig, {"wandb_run_name": ""}, "logger.wandb_run_name"),
+    (LoggerConfig, {"run_name": ""}, "logger.run_name"),
     (LoggerConfig, {"tensorboard": "yes"}, "logger.tensorboard = 'yes'"),
     (EvalConfig, {"max_new_tokens": 0}, "eval.max_new_tokens"),
     (EvalConfig, {"temperature": 11.0}, "eval.temperature"),
@@ -241,27 +278,29 @@ BAD_VALUES = [
     (EvalConfig, {"seeds": []}, "eval.seeds = []"),
     (EvalConfig, {"seeds": [-1]}, "eval.seeds[*] = -1"),
     (EvalConfig, {"seeds": [0, 0]}, "must not repeat"),
+    (EvalConfig, {"per_effort": "yes"}, "eval.per_effort"),
+    (RunConfig, {"eval": EvalConfig(per_effort=True)}, "eval.per_effort = true is invalid"),
     (RunConfig, {"output_dir": ""}, "output_dir"),
     (RunConfig, {"stages": []}, "stages = []"),
     (RunConfig, {"stages": ["pretrain"]}, "stages[*] = 'pretrain'"),
     (RunConfig, {"stages": ["rl", "sft"]}, "in the order sft, presample, rl"),
     (RunConfig, {"stages": ["rl", "presample"]}, "in the order sft, presample, rl"),
     (RunConfig, {"stages": ["sft", "presample"]}, "algorithm.name = 'degrpo'"),
-    (RunConfig, {"stages": ["presample"], "algorithm": AlgorithmConfig(name="adaptthink", kl_coef=0.0, entropy_coef=0.0),
+    (RunConfig, {"stages": ["presample"], "algorithm": AdaptThinkConfig(),
                  "parallel": ParallelConfig(backend="megatron")}, "parallel.backend = 'megatron' is invalid with the 'presample'"),
     (ParallelConfig, {"backend": "hf", "fp8": True}, "parallel.fp8"),
     (ParallelConfig, {"backend": "hf", "pack_sequences": True}, "parallel.pack_sequences"),
     (ParallelConfig, {"backend": "hf", "distributed_optimizer": True}, "parallel.distributed_optimizer = true is invalid"),
     (
         RunConfig,
-        {"stages": ["rl"], "algorithm": AlgorithmConfig(name="adaptthink", kl_coef=0.0, entropy_coef=0.0)},
+        {"stages": ["rl"], "algorithm": AdaptThinkConfig()},
         "tokenizer.template = 'thinkless' is invalid with algorithm.name='adaptthink'",
     ),
     (
         RunConfig,
         {
             "stages": ["rl"],
-            "algorithm": AlgorithmConfig(name="adaptthink", kl_coef=0.0, entropy_coef=0.0),
+            "algorithm": AdaptThinkConfig(),
             "tokenizer": TokenizerConfig(template="adaptthink"),
             "rollout": RolloutConfig(n_samples=1),
         },
@@ -271,7 +310,7 @@ BAD_VALUES = [
         RunConfig,
         {
             "stages": ["presample"],
-            "algorithm": AlgorithmConfig(name="adaptthink", kl_coef=0.0, entropy_coef=0.0),
+            "algorithm": AdaptThinkConfig(),
             "data": DataConfig(source="files", sft_path="s.jsonl"),
         },
         "data.train_path = None is invalid for the 'presample' stage",
@@ -284,6 +323,36 @@ BAD_VALUES = [
     (RunConfig, {"tokenizer": TokenizerConfig(kind="pretrained")}, "tokenizer.path = None"),
     (RunConfig, {"model": ModelConfig(path="ckpt")}, "tokenizer.kind = 'toy_arithmetic'"),
     (RunConfig, {"data": DataConfig(source="files", train_path="p.jsonl")}, "data.sft_path = None"),
+    (PlanConfig, {"gpu_memory_gib": 0}, "plan.gpu_memory_gib = 0"),
+    (PlanConfig, {"headroom": 1.0}, "plan.headroom = 1.0"),
+    (PlanConfig, {"overhead_gib": -1.0}, "plan.overhead_gib"),
+    (PlanConfig, {"mfu": 1.5}, "plan.mfu = 1.5"),
+    (PlanConfig, {"peak_tflops": 0.0}, "plan.peak_tflops"),
+    (PlanConfig, {"world_size": -8}, "plan.world_size = -8"),
+    (PlanConfig, {"max_prompt_tokens": 0}, "plan.max_prompt_tokens"),
+    (PlanConfig, {"length_fill": 0.0}, "plan.length_fill"),
+    (PlanConfig, {"transformer_engine": "yes"}, "plan.transformer_engine"),
+    (PlanConfig, {"enforce": 1}, "plan.enforce = 1"),
+    (TrainerConfig, {"dist_timeout_minutes": 0.0}, "trainer.dist_timeout_minutes = 0.0"),
+    (EvalConfig, {"hacc": "yes"}, "eval.hacc = 'yes'"),
+    (DataConfig, {"budget_key": ""}, "data.budget_key"),
+    (DataConfig, {"effort_levels": [10, 50]}, "data.effort_levels = [10, 50]"),
+    (DataConfig, {"effort_levels": {"low": 0}}, "data.effort_levels.low = 0"),
+    (DataConfig, {"effort_levels": {"": 10}}, "data.effort_levels (a level name) = ''"),
+    (DataConfig, {"effort_assignment": "round_robin"}, "data.effort_assignment = 'round_robin'"),
+    (DataConfig, {"effort_assignment": "cycle"}, "data.effort_assignment = 'cycle' is invalid with data.effort_levels"),
+    (TokenizerConfig, {"budget_instruction": ""}, "tokenizer.budget_instruction"),
+    (TokenizerConfig, {"budget_instruction": "Think briefly."}, "must contain {budget} exactly once"),
+    (TokenizerConfig, {"budget_instruction": "Think for {budget"}, "must be a format string"),
+    (TokenizerConfig, {"budget_instruction": "Think for {budget:s}"}, "cannot format an integer budget"),
+    (TokenizerConfig, {"mode_switch": "/nothink"}, "tokenizer.mode_switch = '/nothink'"),
+    (TokenizerConfig, {"chat_template_kwargs": ["enable_thinking"]}, "tokenizer.chat_template_kwargs"),
+    (TokenizerConfig, {"chat_template_kwargs": {"add_generation_prompt": False}}, "key 'add_generation_prompt'"),
+    (
+        TokenizerConfig,
+        {"template": "adaptthink", "chat_template_kwargs": {"enable_thinking": False}},
+        "tokenizer.chat_template_kwargs.enable_thinking = False is invalid with",
+    ),
 ]
 
 
@@ -324,14 +393,14 @@ def test_every_checked_field_has_a_failing_case(cls):
 
 @pytest.mark.parametrize("cls", SECTIONS, ids=lambda c: c.__name__)
 def test_every_field_has_a_docstring(cls):
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body
     documented = set()
-    for i, node in enumerate(body):
-        if isinstance(node, ast.AnnAssign) and i + 1 < len(body):
-            nxt = body[i + 1]
-            if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
-                documented.add(node.target.id)
+    for klass in (k for k in cls.__mro__ if dataclasses.is_dataclass(k)):  # fields are inherited (method configs)
+        body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+        for i, node in enumerate(body):
+            if isinstance(node, ast.AnnAssign) and i + 1 < len(body):
+                nxt = body[i + 1]
+                if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
+                    documented.add(node.target.id)
     undocumented = {f.name for f in dataclasses.fields(cls)} - documented
     assert not undocumented, f"{cls.__name__} fields without a docstring: {sorted(undocumented)}"
 

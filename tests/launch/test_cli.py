@@ -30,7 +30,8 @@ def test_command_help_lists_config_groups(tmp_path):
     assert result.returncode == 0
     assert "== Configuration groups ==" in result.stdout
     assert "optimizer: adaptthink_rl, thinkless_rl, thinkless_sft, toy_rl, toy_sft" in result.stdout
-    assert "algorithm: adaptthink, degrpo, grpo" in result.stdout
+    assert "algorithm: adaptthink, degrpo, degrpo_toy, grpo, hgpo" in result.stdout
+    assert "schema" not in result.stdout  # the method configs are not options to pick
 
 
 def test_unknown_command_exits_2(tmp_path):
@@ -63,6 +64,8 @@ def test_sft_end_to_end_then_resume(tmp_path):
     lines = (stage / "metrics.jsonl").read_text().splitlines()
     assert lines and all(json.loads(line) for line in lines)
     assert "level" in first.stdout and "short" in first.stdout
+    # the metric sinks name the job after its experiment (logger.run_name, filled by the CLI)
+    assert "run_name: toy_smoke" in (stage / "resolved_config.yaml").read_text()
     # The same folder again: resumes from the final checkpoint, loses nothing it wrote.
     second = megathink("sft", "experiment=toy_smoke", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]

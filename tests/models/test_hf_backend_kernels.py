@@ -8,13 +8,20 @@ import importlib.util
 
 import pytest
 import torch
+from megathink.kernels import dispatch
 
 from megathink.algorithms import degrpo_loss
-from megathink.config import AlgorithmConfig, KernelsConfig, ModelConfig, OptimizerConfig, RLConfig, TokenizerConfig
+from megathink.config import (
+    KernelsConfig,
+    ModelConfig,
+    OptimizerConfig,
+    RLConfig,
+    TokenizerConfig,
+)
+from megathink.config.algorithm import algorithm_config
 from megathink.data.sft_examples import SFTExample, collate_sft
 from megathink.data.tokenizer import load_tokenizer
 from megathink.errors import ConfigError
-from megathink.kernels import dispatch
 from megathink.models import HFBackend, build_hf_backend
 from megathink.rollout.local_engine import LocalEngine
 from megathink.rollout.types import RolloutRequest, SamplingParams
@@ -99,7 +106,7 @@ def test_rl_update_is_the_same_with_every_implementation(name: str) -> None:
     )
     batch = build_rl_batch(samples, torch.linspace(-1.0, 1.0, len(samples)), pad_id=bundle.pad_id)
     rl = RLConfig(prompts_per_step=2, mini_batches=1, micro_batch_size=4, optimizer=OptimizerConfig(lr=1e-2, min_lr=1e-2))
-    algorithm = AlgorithmConfig(name=name, alpha=0.5, kl_coef=0.0, entropy_coef=1e-2)
+    algorithm = algorithm_config(name, kl_coef=0.0, entropy_coef=1e-2, **({"alpha": 0.5} if name == "degrpo" else {}))
     out = {}
     for impl in IMPLS:
         backend = _with_impl(base, impl)

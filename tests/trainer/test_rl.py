@@ -12,13 +12,13 @@ import pytest
 import torch
 
 from megathink.config import (
-    AlgorithmConfig,
     CheckpointConfig,
     DataConfig,
     EvalConfig,
     LoggerConfig,
     ModelConfig,
     OptimizerConfig,
+    RewardConfig,
     RLConfig,
     RolloutConfig,
     RunConfig,
@@ -26,6 +26,9 @@ from megathink.config import (
     TokenizerConfig,
     TrainerConfig,
 )
+from megathink.methods.adaptthink import AdaptThinkConfig
+from megathink.methods.degrpo import DeGRPOConfig
+from megathink.methods.grpo import GRPOConfig
 from megathink.trainer.pipeline import run_pipeline
 from megathink.trainer.rl import run_rl
 
@@ -47,7 +50,7 @@ def _cfg(out: Path, **overrides: object) -> RunConfig:
             max_steps=4, prompts_per_step=4, mini_batches=2, micro_batch_size=8,
             optimizer=OptimizerConfig(lr=1e-3, min_lr=1e-3, schedule="constant", warmup_ratio=0.0),
         ),
-        algorithm=AlgorithmConfig(name="degrpo", alpha=0.5, kl_coef=1e-3, entropy_coef=1e-3),
+        algorithm=DeGRPOConfig(alpha=0.5, kl_coef=1e-3, entropy_coef=1e-3),
         rollout=RolloutConfig(n_samples=4, max_new_tokens=16, temperature=1.0),
         eval=EvalConfig(max_new_tokens=16),
         checkpoint=CheckpointConfig(save_every=1, keep_last=0),
@@ -66,9 +69,8 @@ def sft_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _rl_cfg(out: Path, sft_dir: Path, **overrides: object) -> RunConfig:
-    return _cfg(
-        out, stages=["rl"], model=ModelConfig(path=str(sft_dir)), tokenizer=TokenizerConfig(kind="pretrained"), **overrides
-    )
+    overrides.setdefault("tokenizer", TokenizerConfig(kind="pretrained"))
+    return _cfg(out, stages=["rl"], model=ModelConfig(path=str(sft_dir)), **overrides)
 
 
 def _metric_lines(path: Path) -> dict[int, dict]:
@@ -121,6 +123,58 @@ def test_resume_matches_an_uninterrupted_run(tmp_path: Path, sft_dir: Path) -> N
     assert _metric_lines(parts / "metrics.jsonl") == _metric_lines(whole / "metrics.jsonl")
 
 
+def test_resume_with_stateful_reward_shaping_matches_an_uninterrupted_run(
+    tmp_path: Path, sft_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HAPO's per-prompt history is checkpointed: stopped after step 2 and resumed, the run logs the
+    uninterrupted run's metrics (a lost history would give other rewards from step 3). AdaptThink
+    forces each response's opener, so every response has a mode; the 4-step SFT model never
+    answers right, so the toy verifier is replaced by a grader that accepts every response
+    with a mode, which gives HAPO correct lengths to remember."""
+    from megathink.data.rl_prompts import rl_prompt_split
+    from megathink.data.types import prompt_id
+    from megathink.evaluation.reference_accuracy import ReferenceAccuracy, append_rows
+    from megathink.trainer import rl as rl_module
+
+    monkeypatch.setattr(rl_module, "task_grader", lambda *a, **k: lambda texts, modes, refs: [True] * len(texts))
+    data = DataConfig(**{**_cfg(tmp_path).data.__dict__, "toy_rl_prompts": 4})  # every step revisits them
+    rbar = tmp_path / "rbar.jsonl"
+    train, _ = rl_prompt_split(data)
+    append_rows(rbar, [ReferenceAccuracy(prompt_id(r.problem), 4, 2) for r in {r.problem: r for r in train}.values()])
+    common = dict(
+        algorithm=AdaptThinkConfig(reference_accuracy_path=str(rbar)),
+        tokenizer=TokenizerConfig(kind="pretrained", template="adaptthink"),
+        reward=RewardConfig(hapo_coef=0.5, kimi_length_coef=0.1),
+        data=data,
+    )
+    whole = tmp_path / "whole"
+    run_rl(_rl_cfg(whole, sft_dir, **common), whole)
+    parts = tmp_path / "parts"
+    short = RLConfig(**{**_rl_cfg(parts, sft_dir).rl.__dict__, "max_steps": 2})
+    run_rl(_rl_cfg(parts, sft_dir, rl=short, **common), parts)
+    state = json.loads((parts / "checkpoints" / "step_00000002" / "trainer_state.json").read_text())
+    assert state["shaping"]["hapo"]["shortest"]  # the history is in the checkpoint
+    run_rl(_rl_cfg(parts, sft_dir, **common), parts)
+    want, got = _metric_lines(whole / "metrics.jsonl"), _metric_lines(parts / "metrics.jsonl")
+    assert want[4]["shaping/hapo"] != 0.0 and got == want
+
+
+def test_both_mode_groups_train_through_the_loop(tmp_path: Path, sft_dir: Path) -> None:
+    """algorithm=hgpo runs in the unchanged loop: both modes forced in every group, the control
+    token trained from the between-mode advantages (ctrl_loss logged), the weights move."""
+    from safetensors.torch import load_file
+
+    from megathink.methods.hgpo import HGPOConfig
+
+    result = run_rl(_rl_cfg(tmp_path, sft_dir, algorithm=HGPOConfig(margin=0.1, kl_coef=0.0, entropy_coef=0.0)), tmp_path)
+    rows = _metric_lines(tmp_path / "metrics.jsonl")
+    assert sorted(rows) == [1, 2, 3, 4] and result.final_step == 4
+    assert all(row["think_ratio"] == 0.5 for row in rows.values())  # 2 of 4 forced think in every group
+    assert "ctrl_loss" in rows[4] and "ctrl_ratio" in rows[4]
+    before, after = load_file(str(sft_dir / "model.safetensors")), load_file(str(tmp_path / "hf" / "model.safetensors"))
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
 def test_corrupt_newest_checkpoint_falls_back_to_the_previous(tmp_path: Path, sft_dir: Path, caplog) -> None:
     cfg = _rl_cfg(tmp_path, sft_dir, rl=RLConfig(**{**_rl_cfg(tmp_path, sft_dir).rl.__dict__, "max_steps": 2}))
     run_rl(cfg, tmp_path)
@@ -136,7 +190,7 @@ def test_grpo_runs_and_zero_advantage_groups_can_be_filtered(tmp_path: Path, sft
     base = _rl_cfg(tmp_path, sft_dir)
     cfg = _rl_cfg(
         tmp_path, sft_dir,
-        algorithm=AlgorithmConfig(name="grpo", agg="seq_mean_token_mean", kl_coef=0.0, entropy_coef=0.0),
+        algorithm=GRPOConfig(agg="seq_mean_token_mean", kl_coef=0.0, entropy_coef=0.0),
         rl=RLConfig(**{**base.rl.__dict__, "max_steps": 2, "filter_zero_advantage": True}),
     )
     result = run_rl(cfg, tmp_path)
@@ -149,8 +203,7 @@ def _adaptthink_cfg(out: Path, **overrides: object) -> RunConfig:
         tokenizer=TokenizerConfig(template="adaptthink"),
         data=DataConfig(levels=[1, 2], toy_train_size=64, toy_rl_prompts=8, toy_eval_per_level=3, max_seq_len=64,
                         long_prefix="Al"),
-        algorithm=AlgorithmConfig(
-            name="adaptthink", kl_coef=0.0, entropy_coef=0.0, presample_k=2, thinking_opener="Al",
+        algorithm=AdaptThinkConfig(kl_coef=0.0, entropy_coef=0.0, presample_k=2, thinking_opener="Al",
             nothinking_max_new_tokens=6, thinking_max_new_tokens=12,
         ),
     )

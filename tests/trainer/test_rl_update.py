@@ -7,8 +7,11 @@ import copy
 import pytest
 import torch
 
-from megathink.config import AlgorithmConfig, ModelConfig, OptimizerConfig, RLConfig, TokenizerConfig
+from megathink.config import ModelConfig, OptimizerConfig, RLConfig, TokenizerConfig
+from megathink.config.algorithm import algorithm_config
 from megathink.data.tokenizer import load_tokenizer
+from megathink.methods.adaptthink import AdaptThinkConfig
+from megathink.methods.degrpo import DeGRPOConfig
 from megathink.models.hf_backend import build_hf_backend
 from megathink.rollout.local_engine import LocalEngine
 from megathink.rollout.types import RolloutRequest, SamplingParams
@@ -39,7 +42,7 @@ def test_on_policy_shortcut_equals_scoring_pass(name):
     backend, batch = _setup()
     other = copy.deepcopy(backend)
     rl = RLConfig(prompts_per_step=3, mini_batches=1, micro_batch_size=5, optimizer=OptimizerConfig(lr=1e-2, min_lr=1e-2))
-    algorithm = AlgorithmConfig(name=name, alpha=0.5, kl_coef=0.0, entropy_coef=1e-3)
+    algorithm = algorithm_config(name, kl_coef=0.0, entropy_coef=1e-3, **({"alpha": 0.5} if name == "degrpo" else {}))
     results = []
     for candidate, shortcut in ((backend, True), (other, False)):
         optimizer = build_adamw(candidate.named_parameters(), rl.optimizer)
@@ -61,7 +64,7 @@ def test_shortcut_refuses_several_mini_batches():
     optimizer = build_adamw(backend.named_parameters(), rl.optimizer)
     with pytest.raises(ValueError, match="mini_batches == 1"):
         rl_update(backend, batch, None, None, optimizer, build_scheduler(optimizer, rl.optimizer, 2),
-                  algorithm=AlgorithmConfig(), rl=rl, temperature=1.0)
+                  algorithm=DeGRPOConfig(), rl=rl, temperature=1.0)
 
 
 def test_adaptthink_loss_fn_gives_the_whole_opener_its_proposal_probability():
@@ -77,13 +80,13 @@ def test_adaptthink_loss_fn_gives_the_whole_opener_its_proposal_probability():
     mask = torch.ones(3, 6)
     forced = torch.tensor([1, 4, 0])
     prob = torch.tensor([0.5, 0.5, 1.0], dtype=torch.float64)
-    cfg = AlgorithmConfig(name="adaptthink", kl_coef=0.0, entropy_coef=0.0, clip_eps=0.2)
+    cfg = AdaptThinkConfig(kl_coef=0.0, entropy_coef=0.0, clip_eps=0.2)
     loss, _ = policy_loss_fn(cfg)(logp, old, adv, mask, forced=forced, opener_prob=prob)
     expected_old = old.clone()
     expected_old[1, 1:4] = 0.0  # the rest of row 1's 4-token opener
     want, _ = adaptthink_loss(logp, expected_old, adv, mask, first_token_is_prob=prob, clip_eps=0.2)
     assert loss.item() == pytest.approx(want.item(), rel=1e-12)
-    naive = AlgorithmConfig(name="adaptthink", kl_coef=0.0, entropy_coef=0.0, importance_sampling=False)
+    naive = AdaptThinkConfig(kl_coef=0.0, entropy_coef=0.0, importance_sampling=False)
     loss, _ = policy_loss_fn(naive)(logp, old, adv, mask, forced=forced, opener_prob=prob)
     want, _ = adaptthink_loss(logp, old, adv, mask, first_token_is_prob=None, clip_eps=0.2)
     assert loss.item() == pytest.approx(want.item(), rel=1e-12)

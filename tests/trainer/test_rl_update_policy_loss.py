@@ -18,23 +18,36 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
+from megathink.kernels.policy_loss import policy_loss as fused_policy_loss
 
-from megathink.config import AlgorithmConfig, ConfigError, KernelsConfig, ModelConfig, OptimizerConfig, RLConfig, TokenizerConfig
+from megathink.config import (
+    AlgorithmConfig,
+    ConfigError,
+    KernelsConfig,
+    ModelConfig,
+    OptimizerConfig,
+    RLConfig,
+    TokenizerConfig,
+)
+from megathink.config.algorithm import algorithm_config
 from megathink.data.tokenizer import load_tokenizer
+from megathink.methods import degrpo as degrpo_method
+from megathink.methods import grpo as grpo_method
+from megathink.methods.degrpo import DeGRPOConfig
+from megathink.methods.grpo import GRPOConfig
 from megathink.models.hf_backend import build_hf_backend
 from megathink.rollout.local_engine import LocalEngine
 from megathink.rollout.types import RolloutRequest, SamplingParams
-from megathink.trainer import rl_update as rl_update_module
 from megathink.trainer.lr_schedule import build_scheduler
 from megathink.trainer.rl_batch import build_rl_batch
 from megathink.trainer.rl_update import policy_loss_fn, rl_update, score_batch
 
 ALGORITHMS = [
-    AlgorithmConfig(name="degrpo", alpha=0.5, response_norm="batch_token", kl_coef=0.05, entropy_coef=1e-2),
-    AlgorithmConfig(name="degrpo", alpha=0.5, response_norm="sequence", kl_coef=0.0, entropy_coef=0.0),
-    AlgorithmConfig(name="grpo", agg="token_mean", kl_coef=0.05, entropy_coef=1e-2),
-    AlgorithmConfig(name="grpo", agg="seq_mean_token_mean", kl_coef=0.0, entropy_coef=1e-2),
-    AlgorithmConfig(name="grpo", agg="seq_mean_token_sum_norm", kl_coef=0.05, entropy_coef=0.0),
+    DeGRPOConfig(alpha=0.5, response_norm="batch_token", kl_coef=0.05, entropy_coef=1e-2),
+    DeGRPOConfig(alpha=0.5, response_norm="sequence", kl_coef=0.0, entropy_coef=0.0),
+    GRPOConfig(agg="token_mean", kl_coef=0.05, entropy_coef=1e-2),
+    GRPOConfig(agg="seq_mean_token_mean", kl_coef=0.0, entropy_coef=1e-2),
+    GRPOConfig(agg="seq_mean_token_sum_norm", kl_coef=0.05, entropy_coef=0.0),
 ]
 LOSS_KEYS = ("loss", "pg_loss", "clip_frac", "approx_kl", "approx_kl_k3")
 
@@ -109,14 +122,15 @@ def test_two_mini_batches_stay_within_rounding(algorithm):
 def test_the_switch_picks_the_loss(monkeypatch, loss_impl, calls, name):
     """'fused' routes GRPO / DeGRPO through megathink.kernels.policy_loss; AdaptThink never."""
     seen = []
-    fused = rl_update_module.policy_loss
+    fused = fused_policy_loss
 
     def spy(*args, **kwargs):
         seen.append(kwargs["impl"])
         return fused(*args, **kwargs)
 
-    monkeypatch.setattr(rl_update_module, "policy_loss", spy)
-    cfg = AlgorithmConfig(name=name, kl_coef=0.0, entropy_coef=0.0)
+    for module in (grpo_method, degrpo_method):  # where the methods bind it
+        monkeypatch.setattr(module, "policy_loss", spy)
+    cfg = algorithm_config(name, kl_coef=0.0, entropy_coef=0.0)
     logp, old = -torch.rand(3, 5, requires_grad=True), -torch.rand(3, 5)
     loss, _ = policy_loss_fn(cfg, loss_impl)(logp, old, torch.tensor([0.5, -0.2, 0.1]), torch.ones(3, 5))
     loss.backward()
@@ -127,8 +141,8 @@ def test_config_validation_and_hydra_default():
     assert KernelsConfig().policy_loss == "reference"
     with pytest.raises(ConfigError, match="kernels.policy_loss = 'triton' is invalid"):
         KernelsConfig(policy_loss="triton")
-    with pytest.raises(ValueError, match="impl = 'triton' is invalid"):
-        policy_loss_fn(AlgorithmConfig(), "triton")
+    with pytest.raises(ValueError, match="kernels.policy_loss = 'triton' is invalid"):
+        policy_loss_fn(DeGRPOConfig(), "triton")
     from megathink.launch.schema import register_schema, to_run_config
 
     GlobalHydra.instance().clear()

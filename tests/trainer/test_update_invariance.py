@@ -16,8 +16,17 @@ import copy
 import pytest
 import torch
 
-from megathink.config import AlgorithmConfig, ModelConfig, OptimizerConfig, RLConfig, TokenizerConfig
+from megathink.config import (
+    AlgorithmConfig,
+    ModelConfig,
+    OptimizerConfig,
+    RLConfig,
+    TokenizerConfig,
+)
 from megathink.data.tokenizer import load_tokenizer
+from megathink.methods.adaptthink import AdaptThinkConfig
+from megathink.methods.degrpo import DeGRPOConfig
+from megathink.methods.grpo import GRPOConfig
 from megathink.models.hf_backend import build_hf_backend
 from megathink.rollout.local_engine import LocalEngine
 from megathink.rollout.types import RolloutRequest, SamplingParams
@@ -27,12 +36,12 @@ from megathink.trainer.rl_update import rl_update, score_batch
 
 OPT = OptimizerConfig(lr=0.5, min_lr=0.5, schedule="constant", warmup_ratio=0.0, grad_clip=0.0)
 ALGORITHMS = {
-    "degrpo_batch_token": AlgorithmConfig(name="degrpo", alpha=0.5, kl_coef=1e-2, entropy_coef=1e-2),
-    "degrpo_sequence": AlgorithmConfig(name="degrpo", alpha=0.5, response_norm="sequence", kl_coef=0.0, entropy_coef=0.0),
-    "grpo_token_mean": AlgorithmConfig(name="grpo", kl_coef=1e-2, entropy_coef=0.0),
-    "grpo_seq_mean_token_mean": AlgorithmConfig(name="grpo", agg="seq_mean_token_mean", kl_coef=0.0, entropy_coef=0.0),
-    "grpo_seq_mean_token_sum_norm": AlgorithmConfig(name="grpo", agg="seq_mean_token_sum_norm", kl_coef=0.0, entropy_coef=0.0),
-    "adaptthink": AlgorithmConfig(name="adaptthink", kl_coef=0.0, entropy_coef=0.0, importance_sampling=False),
+    "degrpo_batch_token": DeGRPOConfig(alpha=0.5, kl_coef=1e-2, entropy_coef=1e-2),
+    "degrpo_sequence": DeGRPOConfig(alpha=0.5, response_norm="sequence", kl_coef=0.0, entropy_coef=0.0),
+    "grpo_token_mean": GRPOConfig(kl_coef=1e-2, entropy_coef=0.0),
+    "grpo_seq_mean_token_mean": GRPOConfig(agg="seq_mean_token_mean", kl_coef=0.0, entropy_coef=0.0),
+    "grpo_seq_mean_token_sum_norm": GRPOConfig(agg="seq_mean_token_sum_norm", kl_coef=0.0, entropy_coef=0.0),
+    "adaptthink": AdaptThinkConfig(kl_coef=0.0, entropy_coef=0.0, importance_sampling=False),
 }
 SPLITS = {"16": dict(micro_batch_size=16), "1": dict(micro_batch_size=1), "budget": dict(max_tokens_per_micro_batch=40)}
 

@@ -11,8 +11,15 @@ import sys
 
 import torch
 
-from megathink.config import KernelsConfig, AlgorithmConfig, ModelConfig, OptimizerConfig, RLConfig, TokenizerConfig
+from megathink.config import (
+    KernelsConfig,
+    ModelConfig,
+    OptimizerConfig,
+    RLConfig,
+    TokenizerConfig,
+)
 from megathink.data.tokenizer import load_tokenizer
+from megathink.methods.degrpo import DeGRPOConfig
 from megathink.models import build_hf_backend
 from megathink.models.megatron.backend import MegatronBackend
 from megathink.models.megatron.distributed import init_parallel, shutdown_parallel
@@ -32,7 +39,7 @@ sys.argv = [a for a in sys.argv if not a.startswith(("vpp=", "cp="))]
 SMALL = ModelConfig(hidden_size=32, num_layers=2 * VPP, num_heads=4, num_kv_heads=2, intermediate_size=64)
 OPT = OptimizerConfig(lr=1e-3, min_lr=1e-3, schedule="constant", warmup_ratio=0.0, grad_clip=1.0)
 RL = RLConfig(max_steps=2, prompts_per_step=4, mini_batches=2, micro_batch_size=4, optimizer=OPT)
-ALGO = AlgorithmConfig(name="degrpo", alpha=0.5, kl_coef=0.0, entropy_coef=1e-2)
+ALGO = DeGRPOConfig(alpha=0.5, kl_coef=0.0, entropy_coef=1e-2)
 KEYS = ("loss", "ctrl_loss", "resp_loss", "entropy", "clip_frac", "grad_norm")
 
 

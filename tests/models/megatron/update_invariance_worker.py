@@ -15,8 +15,10 @@ import sys
 
 import torch
 
-from megathink.config import AlgorithmConfig, ModelConfig, OptimizerConfig, RLConfig, TokenizerConfig
+from megathink.config import ModelConfig, OptimizerConfig, RLConfig, TokenizerConfig
 from megathink.data.tokenizer import load_tokenizer
+from megathink.methods.degrpo import DeGRPOConfig
+from megathink.methods.grpo import GRPOConfig
 from megathink.models import build_hf_backend
 from megathink.models.megatron.backend import MegatronBackend
 from megathink.models.megatron.distributed import init_parallel, shutdown_parallel
@@ -32,8 +34,8 @@ from megathink.trainer.rl_update import rl_update, score_batch
 SMALL = ModelConfig(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=64)
 OPT = OptimizerConfig(lr=0.5, min_lr=0.5, schedule="constant", warmup_ratio=0.0, grad_clip=0.0)
 ALGORITHMS = {
-    "degrpo": AlgorithmConfig(name="degrpo", alpha=0.5, kl_coef=0.0, entropy_coef=1e-2),
-    "grpo_sum_norm": AlgorithmConfig(name="grpo", agg="seq_mean_token_sum_norm", kl_coef=0.0, entropy_coef=0.0),
+    "degrpo": DeGRPOConfig(alpha=0.5, kl_coef=0.0, entropy_coef=1e-2),
+    "grpo_sum_norm": GRPOConfig(agg="seq_mean_token_sum_norm", kl_coef=0.0, entropy_coef=0.0),
 }
 VARIANTS = {"dp2_micro1": dict(micro_batch_size=1), "dp2_budget_packed": dict(max_tokens_per_micro_batch=48)}
 KEYS = ("loss", "pg_loss", "clip_frac", "grad_norm", "entropy")
