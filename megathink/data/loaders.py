@@ -42,6 +42,21 @@ def load_prompts(path: str, cfg: DataConfig) -> list[PromptRecord]:
     return records
 
 
+def first_prompt(path: str, cfg: DataConfig) -> PromptRecord:
+    """The first prompt record of a file, parsed as `load_prompts` parses every row (a cheap check
+    that the file exists and has the columns, without reading the rest)."""
+    source = os.path.basename(path)
+    for where, row in _read_rows(path):
+        problem, answer, level = _common_fields(row, where, cfg)
+        return PromptRecord(problem=problem, answer=answer, level=level, source=source, budget=_budget(row, cfg.budget_key, where))
+    raise DataError(f"{path}: the file has no rows; give a file with at least one record.")
+
+
+def first_hybrid_sft(path: str, cfg: DataConfig, end_think_token: str = "</think>") -> HybridSFTRecord:
+    """The first hybrid SFT record of a file, parsed as `iter_hybrid_sft` parses every row."""
+    return next(iter(iter_hybrid_sft(path, cfg, end_think_token)))
+
+
 def load_hybrid_sft(path: str, cfg: DataConfig, end_think_token: str = "</think>") -> list[HybridSFTRecord]:
     """Hybrid SFT records (problem, answer, long, short, optional level) of a .jsonl/.parquet file."""
     return list(iter_hybrid_sft(path, cfg, end_think_token))

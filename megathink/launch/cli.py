@@ -18,11 +18,20 @@ from omegaconf import DictConfig
 
 from megathink.config import RunConfig
 from megathink.errors import MegathinkError
-from megathink.launch.config_groups import CONFIG_PACKAGE, config_groups, group_options
+from megathink.launch import check_command
+from megathink.launch.check_command import SUMMARY as CHECK_SUMMARY
+from megathink.launch.check_command import run_check_command
+from megathink.launch.config_groups import (
+    CONFIG_PACKAGE,
+    config_groups,
+    group_options,
+    unknown_group_option,
+)
 from megathink.launch.eval_command import SUMMARY as EVAL_SUMMARY
 from megathink.launch.eval_command import run_eval_command
 from megathink.launch.plan_command import SUMMARY as PLAN_SUMMARY
 from megathink.launch.plan_command import check_before_training, run_plan_command
+from megathink.launch.preflight import require_preflight
 from megathink.launch.presample_command import SUMMARY as PRESAMPLE_SUMMARY
 from megathink.launch.presample_command import run_presample_command
 from megathink.launch.schema import register_schema, to_run_config
@@ -38,7 +47,8 @@ class Command:
 def _run_train(cfg: RunConfig) -> object:
     from megathink.trainer.pipeline import run_pipeline
 
-    check_before_training(cfg)  # the memory planner, before any weights load (GPU runs only)
+    check_before_training(cfg)  # the memory planner (GPU runs only), from config.json alone
+    require_preflight(cfg)  # model shape vs layout, tokenizer, data, output: before any weights load
     return run_pipeline(cfg)
 
 
@@ -47,6 +57,7 @@ def _run_sft(cfg: RunConfig) -> object:
 
     cfg = replace(cfg, stages=["sft"])
     check_before_training(cfg)
+    require_preflight(cfg)
     return run_pipeline(cfg)
 
 
@@ -56,6 +67,7 @@ COMMANDS: dict[str, Command] = {
     "eval": Command(EVAL_SUMMARY, run_eval_command),
     "presample": Command(PRESAMPLE_SUMMARY, run_presample_command),
     "plan": Command(PLAN_SUMMARY, run_plan_command),
+    "check": Command(CHECK_SUMMARY, run_check_command),
 }
 
 
@@ -190,6 +202,13 @@ def main(argv: list[str] | None = None) -> None:
             "between ranks).",
             file=sys.stderr,
         )
+        sys.exit(2)
+    if name == "check" and check_command.PRESAMPLE_FIRST_FLAG in argv:
+        argv.remove(check_command.PRESAMPLE_FIRST_FLAG)
+        check_command.presample_first = True
+    unknown = unknown_group_option(argv[1:])
+    if unknown:
+        print(f"megathink {name}: error: {unknown}", file=sys.stderr)
         sys.exit(2)
     register_schema()
     extra = []

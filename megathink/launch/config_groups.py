@@ -6,6 +6,10 @@
 configs under `schema/algorithm`, which the `algorithm/<name>.yaml` files extend). Hydra's own
 `$APP_CONFIG_GROUPS` would list those too, so the commands' help template calls the
 `megathink_config_groups` resolver registered here instead.
+
+`unknown_group_option(overrides)` catches a mistyped option before Hydra runs (`experiment=degrpo_7b`
+for `thinkless_degrpo_7b`): the CLI exits 2 naming the group and listing its options, instead of
+Hydra's stack trace, or, for an optional group, silently running without it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,27 @@ def group_options(group: str) -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+def unknown_group_option(overrides: list[str]) -> str | None:
+    """The error for the first `group=option` (or `group@package=option`) override whose option
+    the group does not have; None when every one is known. Sweeps (`a,b`) are checked per value."""
+    groups = set(config_groups())
+    for override in overrides:
+        if "=" not in override or override.startswith(("-", "+", "~", "hydra")):
+            continue
+        key, value = override.split("=", 1)
+        group = key.split("@", 1)[0]
+        if group not in groups or value in ("null", ""):
+            continue
+        options = group_options(group)
+        for choice in value.split(","):
+            if choice not in options:
+                return (
+                    f"{key}={value}: {choice!r} is not an option of the {group} group; the options are "
+                    + ", ".join(options) + "."
+                )
+    return None
+
+
 def groups_text() -> str:
     """One `group: option, option` line per group."""
     return "\n".join(f"{group}: {', '.join(group_options(group))}" for group in config_groups())
@@ -40,4 +65,6 @@ def register_help_resolver() -> None:
         OmegaConf.register_new_resolver(RESOLVER, groups_text)
 
 
-__all__ = ["CONFIG_PACKAGE", "config_groups", "group_options", "groups_text", "register_help_resolver"]
+__all__ = [
+    "CONFIG_PACKAGE", "config_groups", "group_options", "groups_text", "register_help_resolver", "unknown_group_option",
+]

@@ -34,7 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
-        from megathink.models.megatron.convert import hf_to_megatron_checkpoint, megatron_to_hf_dir
+        from megathink.models.megatron.convert import (
+            hf_to_megatron_checkpoint,
+            megatron_to_hf_dir,
+        )
     except ImportError as err:
         print(f"megathink convert: error: {err}; install megatron-core: pip install -e '.[megatron]'", file=sys.stderr)
         return 2

@@ -31,7 +31,12 @@ ROLE_DEFAULTS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from megathink.distill.settings import DEFAULT_INSTRUCTION, FILTERS, GRADERS, PICK_RULES
+    from megathink.distill.settings import (
+        DEFAULT_INSTRUCTION,
+        FILTERS,
+        GRADERS,
+        PICK_RULES,
+    )
 
     parser = argparse.ArgumentParser(
         prog="megathink distill",
@@ -89,7 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> "DistillSettings":
     """The run settings the parsed flags describe (validated later, by `run_distill`)."""
-    from megathink.distill.settings import DistillSettings, EndpointSettings, SamplingSettings
+    from megathink.distill.settings import (
+        DistillSettings,
+        EndpointSettings,
+        SamplingSettings,
+    )
 
     def endpoint(role: str) -> EndpointSettings:
         get = lambda name: getattr(args, f"{role}_{name}")  # noqa: E731

@@ -16,12 +16,16 @@ from megathink.errors import MegathinkError
 SUMMARY = "ROOT [--out DIR] [--order A,B]: the toy leaderboard, every method's mean and spread over seeds"
 
 
-def main(argv: list[str]) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="megathink leaderboard", description=SUMMARY)
     parser.add_argument("root", type=Path, help="folder with <entry>/<seed run>/summary.json")
     parser.add_argument("--out", type=Path, default=None, help="where the table and figure go (default: ROOT)")
     parser.add_argument("--order", default="", help="comma-separated entry names, the table's row order")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
     from megathink.plotting.leaderboard import collect, markdown, write_leaderboard
 
     order = [name for name in args.order.split(",") if name]
@@ -36,4 +40,4 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-__all__ = ["SUMMARY", "main"]
+__all__ = ["SUMMARY", "build_parser", "main"]

@@ -18,7 +18,11 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from megathink.config import ConfigError, RunConfig
-from megathink.config.algorithm import AlgorithmConfig, algorithm_config_class, registered_algorithms
+from megathink.config.algorithm import (
+    AlgorithmConfig,
+    algorithm_config_class,
+    registered_algorithms,
+)
 
 SCHEMA_NAME = "megathink_schema"
 

@@ -9,6 +9,9 @@
 #      last ROLLOUT_NODES nodes serve rollouts: one srun step per node runs serve_node.sh, which
 #      starts one engine per ROLLOUT_GPUS_PER_ENGINE GPUs (ports ROLLOUT_PORT, +1, ...);
 #      ROLLOUT_NODES=0: no servers, the trainer samples in-process (rollout.engine as configured);
+#      before any of them start, `megathink check ... plan.world_size=<trainer GPUs>` validates the
+#      run (config, model shape vs layout, tokenizer, data, run folder, memory plan): a run that
+#      cannot start ends the job here, in seconds;
 #   2. waits until every engine answers GET /health, with a deadline, failing fast (with the
 #      tail of its log) when a node's engines exit first;
 #   3. AdaptThink (PRESAMPLE=1): runs `megathink presample` once on the first trainer node
@@ -257,6 +260,24 @@ mt_wait_step() {
     return "$status"
 }
 
+# `megathink check` on the batch node before any engine or torchrun starts: the whole config,
+# the model's config.json against the layout and the job's world size, the tokenizer, the data
+# files, the run folder and the memory plan (no weights, no GPU). A failing check ends the job
+# here, in seconds, instead of after the engines loaded their weights.
+mt_check() {
+    local nproc=${NPROC_PER_NODE:-}
+    if [[ -z "$nproc" ]]; then
+        nproc=$(mt_gpus_per_node)
+        ((nproc > 0)) || nproc=1
+    fi
+    local world=$((${#MT_TRAINER_HOSTS[@]} * nproc))
+    mt_log "checking the run (megathink check, world size $world)"
+    local first=()
+    [[ "${PRESAMPLE:-0}" == 1 ]] && first=(--presample-first)  # mt_presample writes Rbar_ref before RL
+    "$MEGATHINK_PYTHON" -m megathink.launch.cli check "${first[@]}" "experiment=$EXPERIMENT" "hydra.run.dir=$RUN_DIR" \
+        "plan.world_size=$world" "$@" || mt_die "megathink check failed (output above): fix the run before it takes the allocation"
+}
+
 mt_train() {
     local nodes=${#MT_TRAINER_HOSTS[@]} nproc=${NPROC_PER_NODE:-}
     if [[ -z "$nproc" ]]; then
@@ -404,6 +425,7 @@ megathink_job_main() {
     mt_log "job $SLURM_JOB_ID restart ${SLURM_RESTART_COUNT:-0} on $SLURM_JOB_NODELIST: experiment=$EXPERIMENT, RUN_DIR=$RUN_DIR"
     mt_split_nodes
     mt_log "trainer node(s): ${MT_TRAINER_HOSTS[*]}; rollout node(s): ${MT_ROLLOUT_HOSTS[*]:-none (in-process engine)}"
+    mt_check "$@"
     mt_start_engines "$@"
     mt_wait_engines
     mapfile -t MT_ROLLOUT_ARGS < <(mt_rollout_overrides)

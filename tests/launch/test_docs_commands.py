@@ -16,7 +16,7 @@ What "parses" means, with nothing trained, loaded or started (all in this proces
   Hydra's own flags (`--cfg job`, `--resolve`, `--package P`, `--help`) are dropped; `-m` sweeps
   are composed once per point; `...` in a command stands for elided overrides, and `KEY=...`
   for a value left to the reader: both are dropped.
-- argparse commands (convert, plot, serve, distill, sweep-report): their `build_parser()`
+- argparse commands (convert, plot, serve, distill, sweep-report, leaderboard): their `build_parser()`
   parses the arguments (plus the checks that need no files: serve's `_check`, distill's
   settings); `shards` runs its own argument parsing and setting validation with the build
   itself replaced.
@@ -292,6 +292,7 @@ def _parse_plain(command: DocCommand) -> None:
         "convert": "megathink.launch.convert_command", "plot": "megathink.launch.plot_command",
         "serve": "megathink.launch.serve_command", "distill": "megathink.launch.distill_command",
         "sweep-report": "megathink.launch.sweep_report_command",
+        "leaderboard": "megathink.launch.leaderboard_command",
     }[command.command]
     import importlib
 

@@ -147,6 +147,11 @@ def test_bf16_run_resumes_from_its_fp32_master_weights(tmp_path: Path) -> None:
     assert sorted(got) == sorted(want) == [1, 2, 3, 4, 5, 6]
     for step, loss in want.items():
         assert got[step] == pytest.approx(loss, rel=1e-7, abs=0.0), step
+    # ZeRO-1 over dp=2 in bf16: megatron's local norms are built in fp32; every parameter must
+    # have the model's dtype, or ZeroRedundancyOptimizer refuses the mixed types
+    zero = megathink("sft", tmp_path / "zero", *MEGATRON, "model.dtype=bfloat16", "parallel.distributed_optimizer=true",
+                     "sft.max_steps=2", nproc=2)
+    assert "ZeRO-1" in zero.stderr + zero.stdout and sorted(losses(tmp_path / "zero" / "sft" / "metrics.jsonl")) == [1, 2]
 
 
 def test_rl_stage_under_torchrun_matches_hf_first_step(tmp_path: Path) -> None:

@@ -220,8 +220,18 @@ def gpt_chunks(spec: GPTSpec, config: Any, decoder_layer_spec: Any, *, vpp: int 
             rotary_base=int(spec.rope_theta) if float(spec.rope_theta).is_integer() else spec.rope_theta,
             vp_stage=vp_stage,
         )
+        _params_to_model_dtype(model, config.params_dtype)
         chunks.append(model.cuda() if cuda else model)
     return chunks
+
+
+def _params_to_model_dtype(model: Any, dtype: torch.dtype) -> None:
+    """The local spec's norms are torch RMSNorms, built in fp32 whatever params_dtype says: cast
+    every floating parameter to the model's dtype, as Transformer Engine's layers and the HF model
+    have it (and as ZeRO-1's ZeroRedundancyOptimizer requires: one dtype for all parameters)."""
+    for param in model.parameters():
+        if param.is_floating_point() and param.dtype != dtype:
+            param.data = param.data.to(dtype)
 
 
 def _describe_memory_options(recompute: str, sequence_parallel: bool) -> str:
