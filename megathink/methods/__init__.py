@@ -10,7 +10,14 @@ Built in: `grpo` (vanilla GRPO), `degrpo` (Thinkless), `adaptthink` (AdaptThink)
 import importlib
 import pkgutil
 
-from megathink.methods.base import MethodContext, RLMethod, Rollouts, build_method, method_class, register_method
+from megathink.methods.base import (
+    MethodContext,
+    RLMethod,
+    Rollouts,
+    build_method,
+    method_class,
+    register_method,
+)
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")

@@ -30,13 +30,34 @@ from typing import TYPE_CHECKING, ClassVar, Optional
 import torch
 
 from megathink.algorithms import adaptthink_loss
-from megathink.config.algorithm import ADAPTTHINK_FORMS, AlgorithmConfig, register_algorithm_config
-from megathink.config.validation import ConfigError, check_choice, check_float, check_int, check_nonempty_str, fail
+from megathink.config.algorithm import (
+    ADAPTTHINK_FORMS,
+    AlgorithmConfig,
+    register_algorithm_config,
+)
+from megathink.config.validation import (
+    ConfigError,
+    check_choice,
+    check_float,
+    check_int,
+    check_nonempty_str,
+    fail,
+)
 from megathink.data.types import TokenizerBundle, prompt_id
-from megathink.evaluation.reference_accuracy import load_reference_accuracy, reference_accuracy_file
-from megathink.methods.base import LossFn, MethodContext, Rescore, RLMethod, Rollouts, register_method
+from megathink.evaluation.reference_accuracy import (
+    load_reference_accuracy,
+    reference_accuracy_file,
+)
+from megathink.methods.base import (
+    LossFn,
+    MethodContext,
+    Rescore,
+    RLMethod,
+    Rollouts,
+    register_method,
+)
 from megathink.methods.loss_binding import check_loss_impl
-from megathink.methods.rollout_plan import RolloutArm
+from megathink.methods.rollout_plan import RolloutArm, split_group
 from megathink.rewards import adaptthink_advantages
 from megathink.rewards.modes import SHORT
 from megathink.rollout.types import SamplingParams
@@ -141,12 +162,7 @@ class AdaptThinkConfig(AlgorithmConfig):
 
 def nothinking_count(n: int, share: float) -> int:
     """Samples per prompt forced to NoThinking: round(n * share), kept in [1, n - 1]."""
-    if n < 2:
-        raise ConfigError(
-            f"rollout.n_samples = {n} is invalid with AdaptThink's importance sampling: each prompt needs at "
-            "least one forced NoThinking and one forced Thinking sample (the authors use 16)."
-        )
-    return min(max(round(n * share), 1), n - 1)
+    return split_group(n, share, what="AdaptThink's importance sampling (a forced NoThinking and a forced Thinking arm)")
 
 
 def opener_ids(bundle: TokenizerBundle, cfg: AdaptThinkConfig) -> list[int]:

@@ -8,16 +8,14 @@ paper). Defaults: the authors' 1.5B settings (alpha 1e-3, KL and entropy 1e-3).
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 from megathink.algorithms import degrpo_loss
 from megathink.config.algorithm import RESPONSE_NORMS, register_algorithm_config
 from megathink.config.validation import check_choice, check_float
-from megathink.kernels.policy_loss import policy_loss
 from megathink.methods.base import LossFn, register_method
 from megathink.methods.group_relative import GroupRelativeConfig, GroupRelativeMethod
-from megathink.methods.loss_binding import check_loss_impl, without_openers
+from megathink.methods.loss_binding import reference_or_fused
 
 
 @register_algorithm_config
@@ -45,14 +43,10 @@ class DeGRPOMethod(GroupRelativeMethod):
 
     @classmethod
     def loss_fn(cls, cfg: DeGRPOConfig, impl: str = "reference") -> LossFn:
-        check_loss_impl(impl)
-        common = dict(
-            alpha=cfg.alpha, response_norm=cfg.response_norm, clip_eps=cfg.clip_eps, kl_coef=cfg.kl_coef,
+        return reference_or_fused(
+            degrpo_loss, "degrpo", impl, alpha=cfg.alpha, response_norm=cfg.response_norm, clip_eps=cfg.clip_eps, kl_coef=cfg.kl_coef,
             kl_estimator=cfg.kl_estimator, entropy_coef=cfg.entropy_coef,
         )
-        if impl == "fused":
-            return without_openers(functools.partial(policy_loss, algorithm="degrpo", impl="fused", **common))
-        return without_openers(functools.partial(degrpo_loss, **common))
 
 
 __all__ = ["DeGRPOConfig", "DeGRPOMethod"]

@@ -9,16 +9,14 @@ one-node kernel with the same loss and metrics.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 from megathink.algorithms import grpo_loss
 from megathink.config.algorithm import GRPO_AGGREGATIONS, register_algorithm_config
 from megathink.config.validation import check_choice
-from megathink.kernels.policy_loss import policy_loss
 from megathink.methods.base import LossFn, register_method
 from megathink.methods.group_relative import GroupRelativeConfig, GroupRelativeMethod
-from megathink.methods.loss_binding import check_loss_impl, without_openers
+from megathink.methods.loss_binding import reference_or_fused
 
 
 @register_algorithm_config
@@ -42,14 +40,10 @@ class GRPOMethod(GroupRelativeMethod):
 
     @classmethod
     def loss_fn(cls, cfg: GRPOConfig, impl: str = "reference") -> LossFn:
-        check_loss_impl(impl)
-        common = dict(
-            agg=cfg.agg, clip_eps=cfg.clip_eps, kl_coef=cfg.kl_coef, kl_estimator=cfg.kl_estimator,
-            entropy_coef=cfg.entropy_coef,
+        return reference_or_fused(
+            grpo_loss, "grpo", impl, agg=cfg.agg, clip_eps=cfg.clip_eps, kl_coef=cfg.kl_coef,
+            kl_estimator=cfg.kl_estimator, entropy_coef=cfg.entropy_coef,
         )
-        if impl == "fused":
-            return without_openers(functools.partial(policy_loss, algorithm="grpo", impl="fused", **common))
-        return without_openers(functools.partial(grpo_loss, **common))
 
 
 __all__ = ["GRPOConfig", "GRPOMethod"]

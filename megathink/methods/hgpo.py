@@ -39,7 +39,7 @@ from megathink.errors import ConfigError
 from megathink.methods.base import LossFn, Rollouts, register_method
 from megathink.methods.group_relative import GroupRelativeConfig, GroupRelativeMethod
 from megathink.methods.loss_binding import check_loss_impl
-from megathink.methods.rollout_plan import RolloutArm
+from megathink.methods.rollout_plan import RolloutArm, split_group
 from megathink.rollout.types import SamplingParams
 
 if TYPE_CHECKING:
@@ -86,12 +86,7 @@ class HGPOConfig(GroupRelativeConfig):
 
 def short_count(n: int, share: float) -> int:
     """Samples per prompt forced short: round(n * share), kept in [1, n - 1]."""
-    if n < 2:
-        raise ConfigError(
-            f"rollout.n_samples = {n} is invalid with algorithm=hgpo: each prompt needs at least one forced "
-            "short and one forced think sample; use >= 2."
-        )
-    return min(max(round(n * share), 1), n - 1)
+    return split_group(n, share, what="algorithm=hgpo (a forced short and a forced think arm)")
 
 
 @register_method

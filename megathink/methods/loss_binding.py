@@ -9,10 +9,22 @@ which drops `forced`, `opener_prob` and `control_advantages`.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 from megathink.config.kernels import POLICY_LOSS_IMPLS
+from megathink.kernels.policy_loss import policy_loss
 from megathink.methods.base import LossFn
+
+
+def reference_or_fused(reference: Callable, algorithm: str, impl: str, **coefficients: object) -> LossFn:
+    """GRPO's / DeGRPO's loss with `coefficients` bound: the `megathink.algorithms` function
+    `reference`, or with impl='fused' `megathink.kernels.policy_loss` for `algorithm` (the same
+    loss and metrics in one autograd node), in the update's signature."""
+    check_loss_impl(impl)
+    if impl == "fused":
+        return without_openers(functools.partial(policy_loss, algorithm=algorithm, impl="fused", **coefficients))
+    return without_openers(functools.partial(reference, **coefficients))
 
 
 def check_loss_impl(impl: str) -> None:
@@ -32,4 +44,4 @@ def without_openers(loss: Callable) -> LossFn:
     return bound
 
 
-__all__ = ["check_loss_impl", "without_openers"]
+__all__ = ["check_loss_impl", "reference_or_fused", "without_openers"]

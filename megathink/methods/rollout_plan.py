@@ -6,7 +6,9 @@ prompt that all open with the tokens `forced_prefix` (nothing forced when empty)
 importance-sampling probability pi_IS of the forced opener (AdaptThink: the share of the group
 the arm got); None where the arm's samples are the policy's own (no importance weight).
 
-`sample_arms(engine, prompts, arms, params)` runs every arm over every prompt (group id =
+`split_group(n, share)` splits a group of n between two forced arms (AdaptThink's NoThinking /
+Thinking openers, both-mode groups' short / think). `sample_arms(engine, prompts, arms, params)`
+runs every arm over every prompt (group id =
 prompt index) and returns the samples in arm order, each sample's arm index and its opener
 probability (1 where none). A plan of one free arm is one `generate` call with `params`
 unchanged; with several arms, arm i samples with seed `sequence_seed(params.seed, i, 1)`, so
@@ -77,4 +79,16 @@ def sample_arms(
     return ArmSamples(samples, torch.tensor(arm_of, dtype=torch.long), torch.tensor(prob, dtype=torch.float32))
 
 
-__all__ = ["ArmSamples", "RolloutArm", "sample_arms"]
+def split_group(n: int, share: float, *, what: str) -> int:
+    """How many of a group's `n` samples the first of two forced arms gets: round(n * share), kept
+    in [1, n - 1] so each arm has a sample. `what` names the method in the error (n < 2)."""
+    if n < 2:
+        from megathink.errors import ConfigError
+
+        raise ConfigError(
+            f"rollout.n_samples = {n} is invalid with {what}: each prompt needs a sample of each forced arm; use >= 2."
+        )
+    return min(max(round(n * share), 1), n - 1)
+
+
+__all__ = ["ArmSamples", "RolloutArm", "sample_arms", "split_group"]

@@ -31,8 +31,7 @@ from megathink.config import (
 )
 from megathink.config.algorithm import algorithm_config
 from megathink.data.tokenizer import load_tokenizer
-from megathink.methods import degrpo as degrpo_method
-from megathink.methods import grpo as grpo_method
+from megathink.methods import loss_binding
 from megathink.methods.degrpo import DeGRPOConfig
 from megathink.methods.grpo import GRPOConfig
 from megathink.models.hf_backend import build_hf_backend
@@ -128,8 +127,7 @@ def test_the_switch_picks_the_loss(monkeypatch, loss_impl, calls, name):
         seen.append(kwargs["impl"])
         return fused(*args, **kwargs)
 
-    for module in (grpo_method, degrpo_method):  # where the methods bind it
-        monkeypatch.setattr(module, "policy_loss", spy)
+    monkeypatch.setattr(loss_binding, "policy_loss", spy)  # where GRPO's and DeGRPO's losses are bound
     cfg = algorithm_config(name, kl_coef=0.0, entropy_coef=0.0)
     logp, old = -torch.rand(3, 5, requires_grad=True), -torch.rand(3, 5)
     loss, _ = policy_loss_fn(cfg, loss_impl)(logp, old, torch.tensor([0.5, -0.2, 0.1]), torch.ones(3, 5))
