@@ -5,7 +5,7 @@ backends: files, logs and progress bars come from `is_main_process()`; rollouts 
 on rank 0 and reach every rank through `on_main_then_broadcast` (the other ranks must train on
 exactly the same batch, and a grader time-out must not be decided differently per rank).
 Evaluations also run on rank 0 alone; `wait_for_main` is the barrier the other ranks wait at
-meanwhile, and turns a collective time-out (the process group's deadline,
+meanwhile (for evaluations and before each rollout broadcast), and turns a collective time-out (the process group's deadline,
 `trainer.dist_timeout_minutes`) into a `CollectiveTimeoutError` that names the field.
 """
 
@@ -38,11 +38,17 @@ def distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def on_main_then_broadcast(fn: Callable[[], T]) -> T:
-    """`fn()` on rank 0; its (picklable) result on every rank. Without a process group: `fn()`."""
+def on_main_then_broadcast(fn: Callable[[], T], what: str, timeout_minutes: float, shorten: str = "") -> T:
+    """`fn()` on rank 0; its (picklable) result on every rank. Without a process group: `fn()`.
+
+    The other ranks wait for rank 0 to finish `fn` at `wait_for_main` (`what`, `timeout_minutes`:
+    a store wait that names `trainer.dist_timeout_minutes` past its deadline, and `shorten`, how to make
+    `fn` faster), and only then enter
+    the broadcast, so a slow rollout never sits in a device collective under its watchdog."""
     if not distributed():
         return fn()
     box: list[object] = [fn() if dist.get_rank() == 0 else None]
+    wait_for_main(what, timeout_minutes, shorten)
     dist.broadcast_object_list(box, src=0)
     return box[0]  # type: ignore[return-value]
 
@@ -52,13 +58,17 @@ def barrier() -> None:
         dist.barrier()
 
 
-def wait_for_main(what: str, timeout_minutes: float) -> None:
+def wait_for_main(
+    what: str, timeout_minutes: float,
+    shorten: str = "fewer eval prompts or seeds, a lower eval.max_new_tokens, rollout.engine=sglang",
+) -> None:
     """Where the other ranks wait for work rank 0 does alone (`what`, e.g. "the SFT stage's final
     evaluation"); call it on every rank, at the same point of the program.
 
     Rank 0 posts a key in the process group's store when it gets here; the others wait for the
     key for `timeout_minutes` (`trainer.dist_timeout_minutes`, the deadline the process group was
-    created with) and raise `CollectiveTimeoutError` naming the field past it. The wait is on the
+    created with) and raise `CollectiveTimeoutError` naming the field past it, and `shorten` (the knobs
+    that make `what` faster). The wait is on the
     store (TCP), not in a device collective, so a long evaluation never sits in an NCCL kernel
     under its watchdog. Other failures (rank 0 died) are raised as they are. Without a process
     group: nothing."""
@@ -79,8 +89,8 @@ def wait_for_main(what: str, timeout_minutes: float) -> None:
         raise CollectiveTimeoutError(
             f"rank {dist.get_rank()} waited more than trainer.dist_timeout_minutes = {timeout_minutes:g} minutes "
             f"for {what} on rank 0: raise trainer.dist_timeout_minutes above its duration (e.g. "
-            f"trainer.dist_timeout_minutes={max(60, int(4 * timeout_minutes))}), or make it shorter (fewer eval "
-            f"prompts or seeds, a lower eval.max_new_tokens, rollout.engine=sglang). ({type(err).__name__}: {err})"
+            f"trainer.dist_timeout_minutes={max(60, int(4 * timeout_minutes))}), or make it shorter ({shorten}). "
+            f"({type(err).__name__}: {err})"
         ) from err
 
 

@@ -25,8 +25,10 @@ for it in `ranks.wait_for_main` (deadline `trainer.dist_timeout_minutes`).
 
 With `parallel.backend=megatron` every rank of the torchrun job runs this loop on its model
 shard (trainer/megatron_policy.py): rank 0 samples from its HF copy of the policy, grades, and
-broadcasts the graded rollouts; all ranks score and update together; each engine sync exports
-the shards' full tensors into rank 0's copy; rank 0 alone evaluates and writes files.
+broadcasts the graded rollouts (the others wait for them at `ranks.wait_for_main`, so a slow
+rollout ends in an error naming `trainer.dist_timeout_minutes`); all ranks score and update
+together; each engine sync exports the shards' full tensors into rank 0's copy; rank 0 alone
+evaluates and writes files.
 
 """
 
@@ -190,7 +192,8 @@ def run_rl(cfg: RunConfig, out_dir: Path, init_dir: Optional[Path] = None) -> RL
             with on_sampler():  # (a no-op on ranks without a sampler)
                 graded = on_main_then_broadcast(lambda: graded_rollout(
                     method, engine, prompts, chosen, params, grade, shaping, progress=step / cfg.rl.max_steps
-                ))
+                ), f"step {step}'s rollouts and grading", cfg.trainer.dist_timeout_minutes,
+                   "fewer rl.prompts_per_step or rollout.n_samples, a lower rollout.max_new_tokens, rollout.engine=sglang")
             samples, judged, rewards = graded.rollouts.samples, graded.rollouts.judged, graded.rewards
             batch = build_rl_batch(
                 samples, graded.advantages, pad_id=bundle.pad_id, opener_prob=graded.rollouts.opener_prob,
