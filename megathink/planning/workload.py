@@ -24,7 +24,8 @@ The scoring passes (old and reference log-probs) use the same micro-batches with
 gradients. Generation: the local rollout engine decodes `rollout.batch_size` sequences at a
 time (RL: up to prompt + response cap; evaluation through the engine: up to
 `eval.max_new_tokens`); SFT's forced-mode evaluation generates `eval.batch_size` sequences
-with `model.generate`.
+through the local engine. With `rollout.engine=sglang` every generation, the SFT stage's
+evaluations included (trainer/stage_eval.py), runs on the engines' own GPUs: none on the trainer's.
 """
 
 from __future__ import annotations
@@ -131,10 +132,11 @@ def stage_work(cfg: RunConfig, stage: str, layout: Layout) -> StageWork:
         padded_rows = budget == 0 and not layout.pack
         padded = rows * row_len * fill if padded_rows else rows * mean_len
         evaluation = Generation(cfg.eval.batch_size, prompt + cfg.eval.max_new_tokens, "evaluation")
+        generations = (evaluation,) if cfg.rollout.engine == "local" else ()
         return StageWork(
             stage=stage, largest=largest, micro_batches=count, optimizer_steps=1, mean_tokens=rows * mean_len,
             computed_tokens=padded, attention_span=row_len * fill if padded_rows else mean_len, longest_row=row_len,
-            scoring_passes=0, entropy=False, generations=(evaluation,),
+            scoring_passes=0, entropy=False, generations=generations,
         )
     cap = response_cap(cfg)
     row_len = prompt + cap

@@ -15,7 +15,7 @@ from megathink.launch.schema import register_schema, to_run_config
 PAIRS = [("thinkless_sft_1.5b", "thinkless_sft_7b"), ("thinkless_degrpo_1.5b", "thinkless_degrpo_7b"),
          ("adaptthink_1.5b", "adaptthink_7b")]
 LARGE = ["thinkless_degrpo_14b", "thinkless_degrpo_32b"]
-ALL = [name for pair in PAIRS for name in pair] + LARGE
+ALL = [name for pair in PAIRS for name in pair] + LARGE + ["thinkless_sft_32b"]
 PATH_VARS = ("MEGATHINK_MODELS", "MEGATHINK_DATA", "MEGATHINK_RUNS")
 
 
@@ -129,4 +129,17 @@ def test_14b_and_32b_are_the_1_5b_degrpo_recipe_scaled(large):
             cfg[section].pop(key)
         for key in ("lr", "min_lr"):
             cfg["rl"]["optimizer"].pop(key)
+    assert a == b
+
+
+def test_32b_sft_is_the_1_5b_sft_recipe_scaled():
+    """The authors' SFT hyperparameters stay; the layout and the token budget fit the model, and its
+    evaluations go to SGLang servers (rank 0 cannot hold the HF copy that in-process generation needs)."""
+    a, b = dataclasses.asdict(compose_run("thinkless_sft_1.5b")), dataclasses.asdict(compose_run("thinkless_sft_32b"))
+    assert b["rollout"]["engine"] == "sglang" and b["sft"]["max_tokens_per_micro_batch"] == 32768
+    assert compose_run("thinkless_degrpo_32b").model.path == "runs/thinkless_sft_32b/sft/hf"  # what sft_32b.sh writes
+    for cfg in (a, b):
+        for section, key in (("model", "path"), ("tokenizer", "path"), ("parallel", "tp"), ("parallel", "pp"),
+                             ("plan", "world_size"), ("sft", "max_tokens_per_micro_batch"), ("rollout", "engine")):
+            cfg[section].pop(key)
     assert a == b

@@ -21,7 +21,7 @@ from megathink.launch.plan_command import check_before_training, plan_text
 from megathink.launch.schema import register_schema, to_run_config
 
 CLUSTER = ["thinkless_sft_1.5b", "thinkless_sft_7b", "thinkless_degrpo_1.5b", "thinkless_degrpo_7b",
-           "adaptthink_1.5b", "adaptthink_7b", "thinkless_degrpo_14b", "thinkless_degrpo_32b"]
+           "adaptthink_1.5b", "adaptthink_7b", "thinkless_degrpo_14b", "thinkless_sft_32b", "thinkless_degrpo_32b"]
 # DeGRPO 7B as it was before the planner: fixed micro-batches of 2 padded 25K-token rows, no
 # recompute, no packing, in-process rollouts of 256 sequences
 TOO_BIG = ("parallel.recompute=none", "parallel.pack_sequences=false", "rl.max_tokens_per_micro_batch=0",

@@ -13,6 +13,7 @@ import torch
 
 from megathink.config import (
     DataConfig,
+    EvalConfig,
     KernelsConfig,
     ModelConfig,
     ParallelConfig,
@@ -125,6 +126,19 @@ def test_largest_micro_batch():
     assert stage_work(run(**packed), "rl", mt).largest == MicroBatch(tokens=3000, width=3000, packed=True)
     sft = run(sft=SFTConfig(micro_batch_size=3), data=DataConfig(max_seq_len=512))
     assert stage_work(sft, "sft", layout).largest == MicroBatch(tokens=2 * 3 * 512, width=512, packed=False)
+
+
+def test_generation_on_the_trainer_gpu_only_with_the_local_engine():
+    """The local engine generates next to the shards (rank 0); SGLang engines on their own GPUs, the
+    SFT stage's evaluations included (trainer/stage_eval.py), so rank 0 plans no generation phase."""
+    base = dict(rollout=RolloutConfig(max_new_tokens=1000, batch_size=8), eval=EvalConfig(max_new_tokens=700, batch_size=4),
+                plan=PlanConfig(max_prompt_tokens=200), data=DataConfig(max_seq_len=4096))
+    layout = resolve_layout(run(**base), SHAPE)
+    assert stage_work(run(**base), "sft", layout).generations == (Generation(4, 900, "evaluation"),)
+    assert [g.what for g in stage_work(run(**base, stages=["rl"]), "rl", layout).generations] == ["rollout", "evaluation"]
+    sglang = {**base, "rollout": RolloutConfig(max_new_tokens=1000, batch_size=8, engine="sglang")}
+    assert stage_work(run(**sglang), "sft", layout).generations == ()
+    assert stage_work(run(**sglang, stages=["rl"]), "rl", layout).generations == ()
 
 
 def test_kv_cache_and_chunked_log_prob_buffers_by_hand():

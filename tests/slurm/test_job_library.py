@@ -197,7 +197,7 @@ def test_not_in_a_job_is_refused(fake_bin):
 def test_recipes_share_the_library_and_name_real_experiments():
     assert {p.name for p in RECIPES} == {
         "sft_1.5b.sh", "sft_7b.sh", "degrpo_1.5b.sh", "degrpo_7b.sh", "adaptthink_1.5b.sh", "adaptthink_7b.sh",
-        "degrpo_14b.sh", "degrpo_32b.sh",
+        "degrpo_14b.sh", "sft_32b.sh", "degrpo_32b.sh",
     }
     experiments = {p.stem for p in (REPO / "hydra_conf" / "experiment").glob("*.yaml")}
     for recipe in RECIPES:
