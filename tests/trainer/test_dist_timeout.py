@@ -115,26 +115,21 @@ BROADCAST_WORKER = textwrap.dedent(
 )
 
 
-def test_a_slow_rollout_broadcast_names_the_field_or_arrives() -> None:
+def test_a_slow_rollout_broadcast_names_the_field() -> None:
+    """(A rollout within the deadline reaches every rank in test_megatron_stages' RL runs.)"""
     from megathink.models.megatron.distributed import free_port
 
-    def run(minutes: float, rollout_s: float) -> list[str]:
-        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": "2",
-               "OMP_NUM_THREADS": "1"}
-        procs = [subprocess.Popen([sys.executable, "-c", BROADCAST_WORKER, str(minutes), str(rollout_s)],
-                                  env={**env, "RANK": str(rank)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for rank in range(2)]
-        outputs = [proc.communicate(timeout=300) for proc in procs]
-        for proc, (_, err) in zip(procs, outputs):
-            assert proc.returncode == 0, err[-3000:]
-        return [out.strip() for out, _ in outputs]
-
-    rank0, rank1 = run(0.5, 3.0)  # 30 s deadline, a 3 s rollout: both ranks get rank 0's batch
-    assert rank0.startswith("rank 0: got [1.0, 0.0]") and rank1.startswith("rank 1: got [1.0, 0.0]"), (rank0, rank1)
-    assert float(rank1.split("after ")[1].split(" s")[0]) >= 2.5
-    _, rank1 = run(0.05, 9.0)  # 3 s deadline, a 9 s rollout
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": "2",
+           "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", BROADCAST_WORKER, "0.05", "7.0"],  # 3 s deadline, a 7 s rollout
+                              env={**env, "RANK": str(rank)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for rank in range(2)]
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    for proc, (_, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-3000:]
+    rank1 = outputs[1][0].strip()
     assert rank1.startswith("rank 1: gave up"), rank1
     seconds = float(rank1.split("after ")[1].split(" s")[0])
-    assert 2.5 <= seconds < 8.5, rank1
+    assert 2.5 <= seconds < 6.5, rank1
     assert "trainer.dist_timeout_minutes = 0.05 minutes for step 3's rollouts and grading on rank 0" in rank1
     assert "make it shorter (fewer rollout.n_samples)" in rank1
