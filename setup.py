@@ -26,6 +26,8 @@ DALI_TEST = "nvidia-dali-cuda120>=2.4.0; platform_system == 'Linux' and platform
 # docs/CLUSTER.md, "Install". Neither is in the lock.
 TRANSFORMER_ENGINE = "transformer-engine[pytorch]>=2.0"
 SGLANG = "sglang>=0.5"
+# wandb runs offline without a network, so the tests install it and log a real offline run.
+WANDB = "wandb>=0.31.0"
 
 setup(
     name="megathink",
@@ -66,6 +68,7 @@ setup(
             TRITON,
             SUBMITIT,
             DALI_TEST,
+            WANDB,
         ],
         "dev": ["pytest>=9.2.0", "pytest-timeout>=2.4.0", "ruff>=0.6", TRITON, DALI_TEST],
         "megatron": ["megatron-core>=0.16.1", "psutil>=7.2.2"],
@@ -75,7 +78,7 @@ setup(
         # usually breaks); kept so existing install lines keep working.
         "gpu": [TRANSFORMER_ENGINE, SGLANG],
         "dali": ["nvidia-dali-cuda120>=2.4.0"],
-        "wandb": ["wandb>=0.18"],
+        "wandb": [WANDB],
         # `hydra/launcher=submitit_slurm`: sweeps as SLURM job arrays (docs/CLUSTER.md).
         "slurm": [SUBMITIT],
         "bench": ["trl>=1.0"],

@@ -1,9 +1,9 @@
 """One wandb run per stage folder: a stable id kept in `<stage>/wandb_run_id` (a resumed or
 requeued job continues the run), and a name built from the job: `<run_name>/<folder>/<stage>`.
 
-wandb is the optional `wandb` extra and is not installed in CI's locked environment
-(constraints.txt covers only the `test` and `megatron` extras), so these tests put a fake
-`wandb` module into sys.modules that records every `wandb.init` call's keyword arguments.
+Most tests put a fake `wandb` module into sys.modules that records every `wandb.init` call's
+keyword arguments (fast, and exact about what megathink asks for); the last one runs the real
+wandb (in the `test` extra and the lock) offline across a resume.
 """
 
 from __future__ import annotations
@@ -75,3 +75,15 @@ def test_nothing_is_written_while_wandb_is_off(tmp_path: Path) -> None:
     with MetricsLogger(tmp_path / "rl", LoggerConfig(tensorboard=False, console=False), "rl", {}) as metrics:
         metrics.log(1, {"loss": 1.0})
     assert not (tmp_path / "rl" / WANDB_RUN_ID_FILE).exists()
+
+
+def test_a_real_offline_run_is_resumed_under_its_id(tmp_path: Path) -> None:
+    import wandb  # noqa: F401  (the `test` extra installs it: this test must not skip in CI)
+
+    stage = tmp_path / "thinkless_degrpo_7b" / "rl"
+    _open_stage(stage, run_name="thinkless_degrpo_7b")
+    _open_stage(stage, run_name="thinkless_degrpo_7b")  # the requeued job
+    run_id = (stage / WANDB_RUN_ID_FILE).read_text().strip()
+    run_files = sorted((stage / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert run_files, "the offline run wrote no .wandb file"
+    assert {f.name for f in run_files} == {f"run-{run_id}.wandb"}
