@@ -4,7 +4,7 @@ ROOT holds one folder per entry (a method with its settings), each with one run 
 `ROOT/<entry>/seed_<n>/` (what examples/toy_leaderboard.sh writes), each run with its RL
 `summary.json` (or `rl/summary.json`). For every entry the table gives the mean and the sample
 standard deviation over its seeds of: accuracy, mean response tokens, think ratio (overall and
-per level), Hybrid Accuracy (`hybrid_accuracy`: the share of prompts whose chosen mode is the
+per level), Hybrid Accuracy (`hacc`: the share of prompts whose chosen mode is the
 better one by forced-mode accuracy, when the summary has it), and the number of seeds. Entries
 are ordered as `--order` lists them, else by name. Outputs in `--out`: `leaderboard.md` (a
 markdown table), `leaderboard.csv`, and `leaderboard.png` (accuracy against response tokens, one
@@ -27,7 +27,7 @@ from megathink.plotting.compare import find_summary
 from megathink.plotting.run_files import level_order
 
 OVERALL = (("accuracy", "accuracy"), ("mean_tokens", "response tokens"), ("think_ratio", "think ratio"))
-HYBRID = ("hybrid_accuracy", "HAcc")
+HYBRID = ("hacc", "HAcc")  # the summary's key (trainer/rl_summary.py HYBRID_KEYS)
 
 
 @dataclass

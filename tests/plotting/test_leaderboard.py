@@ -20,7 +20,7 @@ def write_run(folder: Path, accuracy: float, tokens: float, think: float, hacc: 
         "per_level": [{"level": level, "think_ratio": value, "accuracy": 0.5, "mean_tokens": 10.0} for level, value in levels.items()],
     }
     if hacc is not None:
-        summary["hybrid_accuracy"] = hacc
+        summary["hacc"] = hacc
     (folder / "summary.json").write_text(json.dumps(summary))
 
 

@@ -6,6 +6,7 @@ Everything here really runs (local engine, toy verifier, DeGRPO/GRPO updates) on
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from megathink.config import (
 from megathink.methods.adaptthink import AdaptThinkConfig
 from megathink.methods.degrpo import DeGRPOConfig
 from megathink.methods.grpo import GRPOConfig
+from megathink.plotting.leaderboard import collect, table_rows
 from megathink.trainer.pipeline import run_pipeline
 from megathink.trainer.rl import run_rl
 
@@ -102,6 +104,12 @@ def test_sft_then_rl_writes_everything(tmp_path: Path) -> None:
     # The trainer recomputes the rollout log-probs at the rollout temperature: they must agree.
     assert max(row["logprob_diff"] for row in rows.values()) < 1e-4
     assert results["rl"].final_step == 4
+    # `megathink leaderboard` reads the summary as the RL stage writes it: no column left empty.
+    run = tmp_path / "board" / "degrpo" / "seed_0"
+    run.mkdir(parents=True)
+    shutil.copy(tmp_path / "summary.json", run / "summary.json")
+    header, (row,) = table_rows(collect(tmp_path / "board"))
+    assert "HAcc %" in header and "-" not in row, dict(zip(header, row))
 
 
 def test_rl_learns_something_and_changes_weights(tmp_path: Path, sft_dir: Path) -> None:
