@@ -3,7 +3,7 @@
 # from the same warm-up with the same budget (60 RL steps of 32 prompts x 8 samples, as the
 # demo), over several seeds, then `megathink leaderboard` for the table and the figure.
 #
-#   bash examples/toy_leaderboard.sh                  # ~2 hours on 2 CPU cores (3 seeds)
+#   bash examples/toy_leaderboard.sh                  # ~45 min on 2 idle CPU cores (3 seeds)
 #   SEEDS="0" ENTRIES="degrpo grpo" bash examples/toy_leaderboard.sh   # a quick subset
 #   bash examples/toy_leaderboard.sh trainer.num_threads=1             # extra overrides go to every RL run
 #
