@@ -6,6 +6,8 @@
 #   bash examples/toy_leaderboard.sh                  # ~45 min on 2 idle CPU cores (3 seeds)
 #   SEEDS="0" ENTRIES="degrpo grpo" bash examples/toy_leaderboard.sh   # a quick subset
 #   bash examples/toy_leaderboard.sh trainer.num_threads=1             # extra overrides go to every RL run
+#   WARMUP_OVERRIDES="sft.optimizer.lr=2e-3 sft.optimizer.min_lr=2e-4" bash examples/toy_leaderboard.sh
+#       # the warm-ups of the table in docs/RESULTS.md (the demo's SFT lr before it was halved)
 #
 # Warm-ups (once each): the Thinkless hybrid SFT of the demo (both answer forms; every Thinkless
 # family entry starts from it), the same SFT with effort-level prompts for the L1 entry (its
@@ -15,13 +17,15 @@
 # $OUT/leaderboard.{md,csv,png}.
 set -euo pipefail
 OUT=${OUT:-outputs/leaderboard}
+read -r -a WARMUP_EXTRA <<<"${WARMUP_OVERRIDES:-}"  # overrides for every warm-up (SFT) run
 SEEDS=${SEEDS:-"0 1 2"}
 ENTRIES=${ENTRIES:-"degrpo grpo hgpo degrpo_kimi degrpo_l1 degrpo_dler degrpo_hapo grpo_ada grpo_autothink adaptthink"}
 
 warmup() {  # warmup NAME OVERRIDES...: an SFT (or SFT + presample) run, skipped when done
     local name=$1
     shift
-    [[ -f "$OUT/_warmup/$name/sft/hf/config.json" ]] || megathink train "$@" "hydra.run.dir=$OUT/_warmup/$name"
+    [[ -f "$OUT/_warmup/$name/sft/hf/config.json" ]] ||
+        megathink train "$@" ${WARMUP_EXTRA[@]+"${WARMUP_EXTRA[@]}"} "hydra.run.dir=$OUT/_warmup/$name"
 }
 
 # entry -> warm-up and overrides (all entries: experiment=toy_demo's RL budget and sampling)
