@@ -13,8 +13,10 @@ Each of those folders' `__init__.py` checks the name it is imported under. Under
 `hand_over_to_installed`, which loads the package of that name from the rest of `sys.path`
 (every entry except the repository root) and puts it in `sys.modules` in the folder's place, or
 raises `ModuleNotFoundError` when no other package of that name exists. So `import kernels`
-never resolves to the repository's folder, whatever the working directory and however Python
-was started. docs/ARCHITECTURE.md ("Import layout") says why this mechanism was chosen.
+never returns the repository's folder, whatever the working directory and however Python was
+started. The path lookup before the import still finds the folder (`find_spec` from the root
+names its `__init__.py`): docs/ARCHITECTURE.md ("Import layout") gives that limit and why this
+mechanism was chosen.
 
 Standard library only: this runs during another package's import.
 """
